@@ -1,0 +1,51 @@
+"""Import optional dependencies with an error that says which extra to install."""
+
+import importlib
+
+# module name -> the lowrank extra that provides it
+_EXTRA_FOR = {
+    "torch": "torch",
+    "dask": "distributed",
+    "distributed": "distributed",
+    "sentence_transformers": "retrieval",
+    "skimage": "data",
+    "colour": "data",
+    "vega_datasets": "data",
+    "igraph": "bench",
+    "sknetwork": "bench",
+}
+
+
+def import_optional(name, *, extra=None, purpose=None):
+    """Import module ``name`` or raise an ImportError naming the extra to install.
+
+    Parameters
+    ----------
+    name : str
+        Module to import, e.g. ``"torch"`` or ``"dask.array"``.
+    extra : str, optional
+        The ``lowrank`` extra providing it; guessed from the top-level name when omitted.
+    purpose : str, optional
+        What the module is needed for, quoted in the error message.
+
+    Returns
+    -------
+    module
+    """
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        top = name.split(".")[0]
+        extra = extra or _EXTRA_FOR.get(top)
+        need = f" for {purpose}" if purpose else ""
+        hint = f'pip install "lowrank[{extra}]"' if extra else f"pip install {top}"
+        raise ImportError(f"`{top}` is required{need} but is not installed; install it with: {hint}") from exc
+
+
+def has_module(name):
+    """True when ``name`` can be imported (without raising on absence)."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True

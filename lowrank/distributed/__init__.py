@@ -1,0 +1,5 @@
+"""Dask helpers shared by the domain modules (imported only when ``client=`` is used)."""
+
+from lowrank._utils.lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {"resolve_client": "_client"})

@@ -1,0 +1,19 @@
+"""Tensor decompositions on TensorLy's formats (HOSVD, Tucker/HOOI, CP-ALS, TT-SVD) and
+Functional Bayesian Tucker (FunBaT) for continuous-indexed tensor data."""
+
+from lowrank._utils.lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "hosvd": "decomposition",
+        "st_hosvd": "decomposition",
+        "tucker": "decomposition",
+        "partial_tucker": "decomposition",
+        "cp_als": "decomposition",
+        "tt_svd": "decomposition",
+        "Tucker": "decomposition",
+        "CP": "decomposition",
+        "FunBaT": "funbat",
+    },
+)
