@@ -45,6 +45,11 @@ class LowRankApproximation(TransformerMixin, BaseEstimator):
     True
     """
 
+    _sklearn_expected_failed_checks = {
+        "check_fit2d_1sample": "the default rank=2 exceeds min(X.shape)=1; we raise a ValueError naming `rank`",
+        "check_fit2d_1feature": "the default rank=2 exceeds min(X.shape)=1; we raise a ValueError naming `rank`",
+    }
+
     def __init__(self, rank=2, *, method="randomized", n_oversamples=10, n_iter="auto", random_state=None):
         self.rank = rank
         self.method = method
