@@ -1,0 +1,313 @@
+"""CUR-based k-NN search (ANNCUR) for black-box scorers: exactness on low-rank scorers, budgets,
+persistence, resumable building, Dask building, adapters and the dual-encoder baseline."""
+
+import numpy as np
+import pytest
+
+from lowrank.retrieval import (
+    CURIndex,
+    DualEncoderRetriever,
+    MaxSimScorer,
+    TorchModuleScorer,
+    exact_search,
+    recall_at_k,
+)
+
+torch = pytest.importorskip("torch")
+
+
+class CountingScorer:
+    """Wraps a scorer, recording every (query, item) pair it is asked for (an independent count)."""
+
+    def __init__(self, scorer, fail_after=None):
+        self.scorer = scorer
+        self.pairs = []
+        self.n_calls = 0
+        self.fail_after = fail_after
+
+    def __call__(self, queries, items):
+        if self.fail_after is not None and self.n_calls >= self.fail_after:
+            raise RuntimeError("simulated crash")
+        self.n_calls += 1
+        self.pairs.extend((tuple(np.round(q, 12)), tuple(np.round(x, 12))) for q in np.asarray(queries) for x in np.asarray(items))
+        return self.scorer(queries, items)
+
+
+def _low_rank_problem(rank=6, n_items=400, n_queries=120, seed=0):
+    """Items/queries as feature vectors and a bilinear torch scorer q^T W x of exactly this rank."""
+    gen = np.random.default_rng(seed)
+    items = gen.standard_normal((n_items, 10))
+    queries = gen.standard_normal((n_queries, 10))
+    W = gen.standard_normal((10, rank)) @ gen.standard_normal((rank, 10))
+    module = torch.nn.Bilinear(10, 10, 1, bias=False).double()
+    with torch.no_grad():
+        module.weight.copy_(torch.as_tensor(W)[None])
+    return items, queries, W, TorchModuleScorer(module, mode="pairs", batch_size=5000)
+
+
+def _nonlinear_problem(n_items=500, n_queries=150, seed=1):
+    gen = np.random.default_rng(seed)
+    items = gen.standard_normal((n_items, 6))
+    queries = gen.standard_normal((n_queries, 6))
+    return items, queries, lambda q, x: np.tanh(q @ x.T) + 0.3 * np.cos(q @ x.T)
+
+
+@pytest.mark.parametrize("selection", ["rrqr", "leverage", "random"])
+def test_low_rank_scorer_recovered_to_float_precision(selection):
+    items, queries, W, scorer = _low_rank_problem()
+    train, test = queries[:40], queries[40:]
+    index = CURIndex(scorer, n_anchor_items=12, anchor_selection=selection, random_state=0).fit(items, train)
+    truth = test @ W @ items.T  # dense exact reference, independent of the scorer adapter
+    C = truth[:, index.anchor_item_indices_]
+    approx = index.approximate_scores(C)
+    np.testing.assert_allclose(approx, truth, rtol=0, atol=1e-10 * np.abs(truth).max())
+    np.testing.assert_allclose(index.anchor_scores_, train @ W @ items.T, atol=1e-12 * np.abs(truth).max())
+
+
+@pytest.mark.parametrize("n_rounds", [1, 3])
+def test_low_rank_scorer_search_is_exact(n_rounds):
+    items, queries, W, scorer = _low_rank_problem()
+    index = CURIndex(scorer, n_anchor_items=10, n_rounds=n_rounds, random_state=0).fit(items, queries[:40])
+    idx, scores = index.search(queries[40:], k=10, budget=20)
+    truth = queries[40:] @ W @ items.T
+    ref = np.argsort(-truth, axis=1)[:, :10]
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_allclose(scores, np.take_along_axis(truth, ref, axis=1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_rounds", [1, 2, 4])
+def test_budget_is_respected_exactly(n_rounds):
+    items, queries, score = _nonlinear_problem(n_items=200, n_queries=60)
+    index = CURIndex(score, n_anchor_items=15, n_rounds=n_rounds, batch_size=7, random_state=0).fit(items, queries[:40])
+    counter = CountingScorer(score)
+    index.scorer = counter
+    test = queries[40:]
+    budget = 37
+    index.search(test, k=5, budget=budget)
+    assert index.n_scorer_calls_ == len(test) * budget
+    assert len(counter.pairs) == len(test) * budget
+    assert len(set(counter.pairs)) == len(test) * budget  # no pair scored twice
+
+
+def test_full_budget_equals_exhaustive_search():
+    items, queries, score = _nonlinear_problem(n_items=120)
+    index = CURIndex(score, n_anchor_items=10, random_state=0).fit(items, queries[:50])
+    idx, scores = index.search(queries[50:], k=7, budget=len(items))
+    ref = np.argsort(-score(queries[50:], items), axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(idx, ref)
+
+
+def test_cur_beats_random_candidates_at_equal_budget():
+    items, queries, score = _nonlinear_problem()
+    train, test = queries[:100], queries[100:]
+    ref, _ = exact_search(score, test, items, 10)
+    index = CURIndex(score, n_anchor_items=25, random_state=0).fit(items, train)
+    idx, _ = index.search(test, k=10, budget=60)
+    gen = np.random.default_rng(0)
+    # Random candidates with the same budget: expected recall is budget / n_items = 0.12.
+    rand = [gen.choice(len(items), 60, replace=False) for _ in test]
+    rand_idx = np.array([c[np.argsort(-score(test[i : i + 1], items[c])[0])[:10]] for i, c in enumerate(rand)])
+    r_cur, r_rand = recall_at_k(idx, ref), recall_at_k(rand_idx, ref)
+    assert r_rand < 0.25  # about budget / n_items = 0.12
+    assert r_cur > 0.4 and r_cur > 3 * r_rand
+
+
+def test_adaptive_rounds_do_not_hurt():
+    items, queries, score = _nonlinear_problem()
+    ref, _ = exact_search(score, queries[100:], items, 10)
+    recalls = []
+    for n_rounds in (1, 4):
+        index = CURIndex(score, n_anchor_items=10, n_rounds=n_rounds, random_state=0).fit(items, queries[:100])
+        recalls.append(recall_at_k(index.search(queries[100:], k=10, budget=40)[0], ref))
+    assert recalls[1] >= recalls[0] - 0.02
+
+
+def test_save_load_round_trip(tmp_path):
+    items, queries, score = _nonlinear_problem(n_items=150)
+    index = CURIndex(score, n_anchor_queries=30, n_anchor_items=12, n_rounds=2, random_state=3).fit(items, queries[:80])
+    path = tmp_path / "index.npz"
+    index.save(path)
+    loaded = CURIndex.load(path, score, items)
+    for attr in ("anchor_scores_", "anchor_query_indices_", "anchor_item_indices_", "item_factors_"):
+        np.testing.assert_array_equal(getattr(loaded, attr), getattr(index, attr))
+    assert loaded.get_params(deep=False) == index.get_params(deep=False) | {"scorer": score}
+    a = index.search(queries[80:], k=5, budget=30)
+    b = loaded.search(queries[80:], k=5, budget=30)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    with pytest.raises(ValueError, match="differ"):
+        CURIndex.load(path, score, items + 1.0)
+    with pytest.raises(ValueError, match="entries"):
+        CURIndex.load(path, score, items[:-1])
+
+
+def test_save_load_text_items(tmp_path):
+    docs = [f"document number {i}" for i in range(30)]
+    score = lambda q, x: np.array([[float(len(set(a) & set(b))) + 0.01 * len(b) for b in x] for a in q])  # noqa: E731
+    index = CURIndex(score, n_anchor_items=5, random_state=0).fit(docs, [f"query {i}" for i in range(10)])
+    index.save(tmp_path / "t.npz")
+    loaded = CURIndex.load(tmp_path / "t.npz", score, docs)
+    assert loaded.search(["number 7"], k=2, budget=8)[0].tolist() == index.search(["number 7"], k=2, budget=8)[0].tolist()
+    with pytest.raises(ValueError, match="differ"):
+        CURIndex.load(tmp_path / "t.npz", score, docs[::-1])
+
+
+def test_resume_after_crash_scores_only_missing_blocks(tmp_path):
+    items, queries, score = _nonlinear_problem(n_items=100)
+    train = queries[:20]
+    full = CURIndex(score, n_anchor_items=8, batch_size=10, random_state=0).fit(items, train)
+    ckpt = tmp_path / "ckpt"
+    crashing = CountingScorer(score, fail_after=4)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        CURIndex(crashing, n_anchor_items=8, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
+    assert len(list(ckpt.glob("block-*.npz"))) == 4
+    assert not list(ckpt.glob("*.tmp"))
+    counter = CountingScorer(score)
+    resumed = CURIndex(counter, n_anchor_items=8, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
+    assert counter.n_calls == 6  # 10 blocks, 4 survived the crash
+    assert resumed.n_fit_scorer_calls_ == 6 * 10 * len(train)
+    np.testing.assert_array_equal(resumed.anchor_scores_, full.anchor_scores_)
+    np.testing.assert_array_equal(resumed.anchor_item_indices_, full.anchor_item_indices_)
+    # a finished checkpoint makes a rerun free
+    counter2 = CountingScorer(score)
+    CURIndex(counter2, n_anchor_items=8, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
+    assert counter2.n_calls == 0
+    with pytest.raises(ValueError, match="different"):
+        CURIndex(score, n_anchor_items=8, batch_size=10, random_state=0).fit(items + 1, train, checkpoint=ckpt)
+
+
+def test_dask_building_matches_serial():
+    distributed = pytest.importorskip("distributed")
+    items, queries, score = _nonlinear_problem(n_items=90)
+    serial = CURIndex(score, n_anchor_items=8, batch_size=16, random_state=0).fit(items, queries[:25])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            parallel = CURIndex(score, n_anchor_items=8, batch_size=16, random_state=0).fit(items, queries[:25], client=client)
+    np.testing.assert_array_equal(parallel.anchor_scores_, serial.anchor_scores_)
+    assert parallel.n_fit_scorer_calls_ == 25 * 90
+
+
+def test_torch_module_scorer_modes_agree_with_direct_formula():
+    gen = np.random.default_rng(0)
+    q, x = gen.standard_normal((7, 5)).astype(np.float32), gen.standard_normal((23, 5)).astype(np.float32)
+    bil = torch.nn.Bilinear(5, 5, 1, bias=False)
+    W = bil.weight.detach().numpy()[0]
+    pairs = TorchModuleScorer(bil, mode="pairs", batch_size=10)(q, x)
+    mat = TorchModuleScorer(lambda a, b: a @ torch.as_tensor(W) @ b.T, mode="matrix", batch_size=4)(q, x)
+    np.testing.assert_allclose(pairs, q @ W @ x.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mat, q @ W @ x.T, rtol=1e-5, atol=1e-5)
+    assert pairs.dtype == np.float64
+    with pytest.raises(TypeError, match="numeric"):
+        TorchModuleScorer(bil)(["a"], x)
+    with pytest.raises(ValueError, match="mode"):
+        TorchModuleScorer(bil, mode="triples")
+
+
+class _FakeTokenModel:
+    """Stands in for a SentenceTransformer: deterministic token embeddings per word."""
+
+    max_seq_length = 8
+
+    def encode(self, texts, output_value=None, batch_size=None, convert_to_numpy=True, normalize_embeddings=False):
+        out = []
+        for t in texts:
+            words = t.split()[: self.max_seq_length]
+            vecs = [np.random.default_rng(abs(hash(w)) % 2**32).standard_normal(4) for w in words]
+            out.append(torch.as_tensor(np.array(vecs), dtype=torch.float32))
+        if output_value == "token_embeddings":
+            return out
+        pooled = np.array([o.mean(0).numpy() for o in out])
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+
+def test_maxsim_kernel_matches_loop_reference():
+    scorer = MaxSimScorer(_FakeTokenModel())
+    queries = ["a b", "c d e f", "a"]
+    docs = ["a b c", "d", "e f g h i", "b b a", "z"]
+    got = scorer(queries, docs)
+    ref = np.empty((3, 5))
+    for i, qtext in enumerate(queries):
+        for j, dtext in enumerate(docs):
+            qt, dt = scorer.token_embeddings([qtext])[0].numpy(), scorer.token_embeddings([dtext])[0].numpy()
+            ref[i, j] = sum(max(float(a @ b) for b in dt) for a in qt)
+    np.testing.assert_allclose(got, ref, rtol=1e-5)
+    # each query token's best match is 1 (itself) when every query word occurs in the document
+    assert got[0, 0] == pytest.approx(2.0, abs=1e-5)
+    with pytest.raises(TypeError, match="list of strings"):
+        scorer("a b", docs)
+
+
+def test_dual_encoder_with_exact_embeddings_is_exact():
+    items, queries, W, _ = _low_rank_problem()
+    score = lambda q, x: q @ W @ x.T  # noqa: E731
+    de = DualEncoderRetriever(lambda x: x @ W.T, score, metric="dot").fit(items)
+    de_encoder_q = DualEncoderRetriever(lambda x: x, score, metric="dot")
+    de_encoder_q.item_embeddings_ = items @ W.T
+    de_encoder_q.items_, de_encoder_q.n_items_ = items, len(items)
+    idx, scores = de_encoder_q.search(queries, k=5, budget=5)
+    ref = np.argsort(-score(queries, items), axis=1)[:, :5]
+    np.testing.assert_array_equal(idx, ref)
+    assert de_encoder_q.n_scorer_calls_ == len(queries) * 5
+    de.search(queries[:3], k=2, budget=9)
+    assert de.n_scorer_calls_ == 27
+    with pytest.raises(ValueError, match="budget"):
+        de.search(queries, k=2, budget=len(items) + 1)
+
+
+def test_exact_search_and_recall_against_numpy():
+    gen = np.random.default_rng(4)
+    items, queries = gen.standard_normal((57, 3)), gen.standard_normal((9, 3))
+    idx, scores = exact_search(lambda q, x: q @ x.T, queries, items, 6, batch_size=10)
+    S = queries @ items.T
+    np.testing.assert_array_equal(idx, np.argsort(-S, axis=1)[:, :6])
+    np.testing.assert_allclose(scores, -np.sort(-S, axis=1)[:, :6])
+    assert recall_at_k(idx, idx) == 1.0
+    assert recall_at_k(idx[:, ::-1], idx, k=6) == 1.0
+    assert recall_at_k([[0, 1]], [[1, 2]]) == 0.5
+
+
+def test_bad_input_errors():
+    items, queries, score = _nonlinear_problem(n_items=50)
+    with pytest.raises(TypeError, match="scorer"):
+        CURIndex("not callable").fit(items, queries)
+    with pytest.raises(ValueError, match="items"):
+        CURIndex(score).fit(items[:0], queries)
+    with pytest.raises(TypeError, match="items"):
+        CURIndex(score).fit({1, 2}, queries)
+    with pytest.raises(ValueError, match="n_anchor_items"):
+        CURIndex(score, n_anchor_items=51).fit(items, queries)
+    with pytest.raises(ValueError, match="n_anchor_queries"):
+        CURIndex(score, n_anchor_queries=len(queries) + 1).fit(items, queries)
+    with pytest.raises(ValueError, match="anchor_selection"):
+        CURIndex(score, anchor_selection="best").fit(items, queries)
+    with pytest.raises(ValueError, match="n_rounds"):
+        CURIndex(score, n_rounds=0).fit(items, queries)
+    with pytest.raises(ValueError, match=r"\(150, 16\) score matrix"):
+        CURIndex(lambda q, x: np.zeros((2, 2)), batch_size=16).fit(items, queries)
+    with pytest.raises(ValueError, match="NaN"):
+        CURIndex(lambda q, x: np.full((len(q), len(x)), np.nan)).fit(items, queries)
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        CURIndex(score).search(queries, k=1, budget=60)
+    index = CURIndex(score, n_anchor_items=10, random_state=0).fit(items, queries)
+    with pytest.raises(ValueError, match="budget"):
+        index.search(queries, k=1, budget=9)  # fewer than the anchor items
+    with pytest.raises(ValueError, match="budget"):
+        index.search(queries, k=1, budget=51)
+    with pytest.raises(ValueError, match="`k`"):
+        index.search(queries, k=21, budget=20)
+    with pytest.raises(TypeError, match="`k`"):
+        index.search(queries, k=2.5, budget=20)
+    with pytest.raises(ValueError, match="anchor_item_scores"):
+        index.approximate_scores(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="`k`"):
+        recall_at_k([[1, 2]], [[1, 2]], k=3)
+
+
+def test_missing_sentence_transformers_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(ImportError, match=r"lowrank\[retrieval\]"):
+        MaxSimScorer()(["a"], ["b"])
