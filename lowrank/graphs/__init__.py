@@ -16,8 +16,8 @@ __getattr__, __dir__, __all__ = attach(
         "personalized_pagerank": "pagerank",
         "PowerWalk": "powerwalk",
         # FastRP (issue 4)
-        "fastrp": "fastrp",
-        "FastRP": "fastrp",
+        "fastrp": "_fastrp",  # not "fastrp": the submodule would shadow the function
+        "FastRP": "_fastrp",
         "evaluate_node_classification": "evaluation",
     },
 )

@@ -1,0 +1,258 @@
+"""FastRP: against a dense numpy evaluation of the formula, planted communities, options, Dask, errors."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from lowrank.datasets import planted_partition
+from lowrank.graphs import FastRP, evaluate_node_classification, fastrp
+from lowrank.graphs._fastrp import _fastrp, _iv, _row_blocks
+from lowrank.linalg import sparse_random_projection
+
+
+def _random_graph(n=60, p=0.12, seed=0, weighted=False, isolated=0):
+    rng = np.random.default_rng(seed)
+    upper = sp.random(n, n, density=p, random_state=rng, format="csr")
+    upper.data = rng.uniform(0.5, 2.0, upper.nnz) if weighted else np.ones(upper.nnz)
+    A = sp.triu(upper, k=1)
+    A = (A + A.T).tocsr()
+    if isolated:
+        A = sp.block_diag([A, sp.csr_matrix((isolated, isolated))], format="csr")
+    return A
+
+
+def _dense_reference(A, d, weights, beta, *, transition="row", density=1 / 3, self_influence=0.0,
+                     normalize="paper", standardize=True, seed=7, features=None, feature_ratio=0.0):
+    """The paper's / GDS's formula written directly with dense float64 numpy."""
+    A = A.toarray().astype(np.float64)
+    n = A.shape[0]
+    deg = A.sum(axis=1)
+    if transition == "row":
+        M = np.divide(A, deg[:, None], out=np.zeros_like(A), where=deg[:, None] > 0)
+    else:
+        M = A
+    d_feat = int(d * feature_ratio) if features is not None else 0
+    d_base = d - d_feat
+    parts = []
+    if d_base:
+        R = sparse_random_projection(n, d_base, density=density, rng=seed).toarray()
+        scale = np.where(deg > 0, np.power(np.where(deg > 0, deg, 1.0), beta), 1.0)
+        parts.append(scale[:, None] * R)
+    if d_feat:
+        from lowrank.graphs._fastrp import _FEATURE_DENSITY, _feature_seed
+
+        P = sparse_random_projection(features.shape[1], d_feat, density=_FEATURE_DENSITY, rng=_feature_seed(seed))
+        parts.append(features @ P.toarray())
+    R0 = np.hstack(parts)
+
+    def unit(X):
+        nrm = np.linalg.norm(X, axis=1, keepdims=True)
+        return np.divide(X, nrm, out=np.zeros_like(X), where=nrm > 0)
+
+    E = np.zeros((n, d))
+    U = R0
+    for w in weights:
+        U = M @ U
+        if normalize == "paper":
+            E += w * unit(U)
+        elif normalize == "propagate":
+            U = unit(U)
+            E += w * U
+        else:
+            E += w * U
+    if self_influence:
+        E += self_influence * (unit(R0) if normalize else R0)
+    if standardize:
+        std = E.std(axis=0)
+        E = (E - E.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return E
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),  # the paper's setting
+        dict(transition="none", normalize_rows=False, standardize=False, weights=(1.0, 0.5, 0.25)),
+        dict(normalize_rows="propagate", self_influence=0.7, standardize=False, weights=(0.2, 1.0, 1.0)),
+        dict(beta=0.0, weights=(1.0,)),
+    ],
+)
+def test_matches_dense_formula(dtype, options):
+    A = _random_graph(weighted=True, isolated=2)
+    weights = options.pop("weights", (0.0, 0.0, 1.0, 6.67))
+    beta = options.pop("beta", -0.64)
+    kwargs = dict(iteration_weights=weights, normalization_strength=beta, density=3, rng=7, dtype=dtype)
+    kwargs.update(options)
+    E = fastrp(A, 24, **kwargs)
+    normalize = {True: "paper", False: False, "propagate": "propagate"}[options.get("normalize_rows", True)]
+    ref = _dense_reference(
+        A, 24, weights, beta, transition=options.get("transition", "row"), self_influence=options.get("self_influence", 0.0),
+        normalize=normalize, standardize=options.get("standardize", True),
+    )
+    assert E.dtype == dtype
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(E, ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+def test_node_features_match_dense_formula():
+    A = _random_graph(n=40, seed=3)
+    X = np.random.default_rng(1).standard_normal((40, 5))
+    E = fastrp(A, 20, node_features=X, feature_ratio=0.25, density=3, self_influence=1.0, rng=7, dtype=np.float64)
+    ref = _dense_reference(A, 20, (0.0, 0.0, 1.0, 6.67), -0.64, features=X, feature_ratio=0.25, self_influence=1.0)
+    np.testing.assert_allclose(E, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_numba_and_numpy_engines_agree():
+    A = _random_graph(n=80, seed=5, weighted=True)
+    for normalize_rows in (True, "propagate", False):
+        params, M, feats, seed = _iv(A, 16, (0.3, 1.0, 2.0), -0.5, "row", "auto", 0.5, normalize_rows, True,
+                                     None, 0.0, np.float64, 11)
+        a, it_a, _ = _fastrp(M, feats, seed, params, keep_iterations=True)
+        b, it_b, _ = _fastrp(M, feats, seed, params, keep_iterations=True, engine="numpy")
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(it_a, it_b, rtol=1e-12, atol=1e-12)
+
+
+def test_planted_partition_communities_are_recovered():
+    A, labels = planted_partition(2000, 4, average_degree=12, mixing=0.2, rng=0)
+    E = fastrp(A, 64, iteration_weights=(0.0, 1.0, 1.0), rng=0)
+    scores = evaluate_node_classification(E, labels, train_ratio=0.2, n_repeats=1, rng=0)
+    assert scores.micro_f1 > 0.85  # chance is 0.25
+    assert scores.macro_f1 > 0.85
+
+
+def test_same_seed_same_embedding_and_seed_matters():
+    A = _random_graph()
+    np.testing.assert_array_equal(fastrp(A, 16, rng=3), fastrp(A, 16, rng=3))
+    assert not np.allclose(fastrp(A, 16, rng=3), fastrp(A, 16, rng=4))
+
+
+def test_networkx_and_sparse_input_agree():
+    nx = pytest.importorskip("networkx")
+    G = nx.karate_club_graph()
+    A = nx.to_scipy_sparse_array(G, weight="weight", format="csr")
+    np.testing.assert_array_equal(fastrp(G, 8, rng=1), fastrp(A, 8, rng=1))
+
+
+def test_row_blocks_cover_rows_in_order():
+    indptr = np.cumsum(np.r_[0, np.random.default_rng(0).integers(0, 9, 100)])
+    blocks = _row_blocks(indptr, 7)
+    assert blocks[0][0] == 0 and blocks[-1][1] == 100
+    assert all(a < b for a, b in blocks) and all(blocks[i][1] == blocks[i + 1][0] for i in range(len(blocks) - 1))
+
+
+def test_estimator_forwards_every_argument_and_reweights():
+    A = _random_graph(n=50, seed=2)
+    kwargs = dict(iteration_weights=(1.0, 2.0, 0.5), normalization_strength=-0.3, transition="row", density=0.5,
+                  self_influence=0.4, normalize_rows="propagate", standardize=True, dtype=np.float64)
+    model = FastRP(12, keep_iterations=True, random_state=5, **kwargs).fit(A)
+    np.testing.assert_array_equal(model.embedding_, fastrp(A, 12, rng=5, **kwargs))
+    assert model.iterations_.shape == (3, 50, 12)
+    new = dict(kwargs, iteration_weights=(0.0, 1.0, 3.0), self_influence=0.0)
+    np.testing.assert_allclose(model.reweight((0.0, 1.0, 3.0), self_influence=0.0), fastrp(A, 12, rng=5, **new),
+                               rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="3 entries"):
+        model.reweight((1.0,))
+    with pytest.raises(ValueError, match="keep_iterations=True"):
+        FastRP(4, random_state=0).fit(A).reweight((1.0,))
+
+
+def test_estimator_save_load_round_trip(tmp_path):
+    A = _random_graph(n=30, seed=9)
+    model = FastRP(8, iteration_weights=(1.0, 1.0), self_influence=0.5, keep_iterations=True, random_state=1).fit(A)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = FastRP.load(path)
+    np.testing.assert_array_equal(loaded.embedding_, model.embedding_)
+    np.testing.assert_array_equal(loaded.iterations_, model.iterations_)
+    assert loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.reweight((2.0, 1.0)), model.reweight((2.0, 1.0)))
+
+
+def test_float32_preserved_everywhere():
+    A = _random_graph(n=30)
+    assert fastrp(A, 8, rng=0).dtype == np.float32
+    model = FastRP(8, keep_iterations=True, random_state=0).fit(A.astype(np.float32))
+    assert model.embedding_.dtype == np.float32 and model.iterations_.dtype == np.float32
+    assert model.reweight((1.0, 1.0, 1.0, 1.0)).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(n_components=0), ValueError, "n_components"),
+        (dict(n_components=2.5), TypeError, "n_components"),
+        (dict(iteration_weights=()), ValueError, "iteration_weights"),
+        (dict(iteration_weights=(1.0, np.nan)), ValueError, "iteration_weights"),
+        (dict(iteration_weights="abc"), TypeError, "iteration_weights"),
+        (dict(normalization_strength=np.inf), ValueError, "normalization_strength"),
+        (dict(transition="col"), ValueError, "transition"),
+        (dict(density=0.0), ValueError, "density"),
+        (dict(density=1.5), ValueError, "density"),
+        (dict(density="dense"), ValueError, "density"),
+        (dict(normalize_rows="yes"), ValueError, "normalize_rows"),
+        (dict(standardize="yes"), TypeError, "standardize"),
+        (dict(dtype=np.int32), ValueError, "dtype"),
+        (dict(feature_ratio=0.5), ValueError, "node_features"),
+        (dict(node_features=np.ones((10, 2))), ValueError, "feature_ratio"),
+        (dict(node_features=np.ones((9, 2)), feature_ratio=0.5), ValueError, "node_features"),
+        (dict(node_features=np.full((10, 2), np.nan), feature_ratio=0.5), ValueError, "node_features"),
+        (dict(node_features=np.ones((10, 2)), feature_ratio=0.01), ValueError, "feature_ratio"),
+        (dict(self_influence=np.nan), ValueError, "self_influence"),
+        (dict(n_partitions=0), ValueError, "n_partitions"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    A = _random_graph(n=10, p=0.5)
+    with pytest.raises(error, match=match):
+        fastrp(A, **{"n_components": 4, **kwargs})
+
+
+def test_bad_graphs():
+    with pytest.raises(ValueError, match="non-negative"):
+        fastrp(sp.csr_matrix(np.array([[0.0, -1.0], [-1.0, 0.0]])), 2)
+    with pytest.raises(ValueError, match="square"):
+        fastrp(np.ones((2, 3)), 2)
+    with pytest.raises(ValueError, match="finite"):
+        fastrp(np.array([[0.0, np.nan], [1.0, 0.0]]), 2)
+    with pytest.raises(TypeError, match="graph"):
+        fastrp([[0, 1], [1, 0]], 2)
+
+
+def test_dask_client_must_be_a_client():
+    pytest.importorskip("distributed")
+    with pytest.raises(TypeError, match="client"):
+        fastrp(_random_graph(n=10, p=0.5), 4, client="localhost:8786")
+
+
+try:
+    from distributed.utils_test import gen_cluster
+except ImportError:  # pragma: no cover - distributed is an optional extra
+    gen_cluster = None
+
+
+def _fastrp_on_cluster(address, A, kwargs):
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        return fastrp(A, 32, client=client, n_partitions=5, **kwargs)
+
+
+if gen_cluster is not None:
+
+    @gen_cluster(client=False, nthreads=[("127.0.0.1", 1), ("127.0.0.1", 1)], timeout=120)
+    async def test_dask_row_partitioned_equals_single_machine(s, a, b):
+        import asyncio
+
+        A = _random_graph(n=300, p=0.03, seed=4, weighted=True, isolated=3)
+        X = np.random.default_rng(0).standard_normal((303, 3))
+        cases = (
+            dict(iteration_weights=(0.5, 1.0, 2.0), rng=21),
+            dict(normalize_rows="propagate", self_influence=0.5, node_features=X, feature_ratio=0.25, rng=21),
+        )
+        for kwargs in cases:
+            local = fastrp(A, 32, **kwargs)
+            # fastrp drives Dask synchronously: run it in a thread while this loop serves the cluster
+            remote = await asyncio.get_running_loop().run_in_executor(None, _fastrp_on_cluster, s.address, A, kwargs)
+            np.testing.assert_array_equal(remote, local)
