@@ -1,0 +1,204 @@
+"""Body of CP-ALS: compression, SVD/GEVD/random initializations, line search, EM for missing entries."""
+
+import math
+
+import numpy as np
+
+from lowrank._utils.backend import is_torch, to_numpy
+from lowrank.tensors._tensor_ops import (
+    cp_to_tensor,
+    leading_vectors,
+    mttkrp,
+    norm,
+    svd_flip_columns,
+    to_backend,
+)
+from lowrank.tensors._tucker import st_hosvd_body
+
+
+def _hadamard_grams(grams, skip, xp):
+    out = None
+    for m, G in enumerate(grams):
+        if m != skip:
+            out = G if out is None else out * G
+    return out
+
+
+def _solve_sym(V, B, xp):
+    """Solve ``A V = B`` for ``A`` (V symmetric PSD), with a tiny ridge against exact singularity."""
+    R = V.shape[0]
+    ridge = 1e-12 * float(xp.sum(xp.linalg.diagonal(V)) if is_torch(V) else np.trace(V)) / R + 1e-300
+    eye = xp.eye(R, dtype=V.dtype, device=V.device) if is_torch(V) else np.eye(R, dtype=V.dtype)
+    return xp.linalg.solve(V + ridge * eye, B.T).T
+
+
+def _fit_error(X, factors, grams, norm_x2, xp, M=None):
+    """Relative error of the CP model; the fast Gram formula when nothing is missing."""
+    if M is not None:
+        recon = cp_to_tensor(_ones(factors[0], xp), factors, xp)
+        return norm(M * (X - recon), xp) / math.sqrt(norm_x2)
+    K = len(factors)
+    inner = float(xp.sum(mttkrp(X, factors, K - 1, xp) * factors[K - 1]))
+    model2 = float(xp.sum(_hadamard_grams(grams, None, xp)))
+    return math.sqrt(max(norm_x2 - 2 * inner + model2, 0.0) / norm_x2)
+
+
+def _ones(ref, xp):
+    return xp.ones(ref.shape[1], dtype=ref.dtype, device=ref.device) if is_torch(ref) else np.ones(ref.shape[1], dtype=ref.dtype)
+
+
+def als(X, factors, n_iter_max, tol, line_search, xp, M=None):
+    """Alternating least squares from ``factors``; returns ``(factors, errors)``.
+
+    Stops when the relative error changes by less than ``tol`` (relative to the error itself).
+    With ``M`` (observed = 1) each sweep first imputes the missing entries from the current model (EM).
+    Line search extrapolates along the last sweep's step (Bro, 1998) with growing steps ``it**(1/p)``.
+    """
+    K = len(factors)
+    factors = list(factors)
+    grams = [A.T @ A for A in factors]
+    norm_x2 = norm(X, xp) ** 2
+    errors = []
+    acc_pow, acc_fail = 2.0, 0
+    for it in range(1, n_iter_max + 1):
+        prev = list(factors)
+        if M is not None:
+            Xf = X + (1 - M) * cp_to_tensor(_ones(factors[0], xp), factors, xp)
+        else:
+            Xf = X
+        for n in range(K):
+            V = _hadamard_grams(grams, n, xp)
+            factors[n] = _solve_sym(V, mttkrp(Xf, factors, n, xp), xp)
+            grams[n] = factors[n].T @ factors[n]
+        err = _fit_error(X, factors, grams, norm_x2, xp, M)
+        if line_search and M is None and it > 2:
+            jump = it ** (1.0 / acc_pow)
+            trial = [P + jump * (F - P) for P, F in zip(prev, factors)]
+            trial_grams = [A.T @ A for A in trial]
+            trial_err = _fit_error(X, trial, trial_grams, norm_x2, xp)
+            if trial_err < err:
+                factors, grams, err = trial, trial_grams, trial_err
+                acc_fail = 0
+            else:
+                acc_fail += 1
+                if acc_fail == 4:
+                    acc_pow += 1.0
+                    acc_fail = 0
+        errors.append(err)
+        if len(errors) > 1 and abs(errors[-2] - errors[-1]) <= tol * max(errors[-2], 1e-300):
+            break
+    return factors, errors
+
+
+def svd_init(X, rank, rng, xp, M=None):
+    """Leading left singular vectors per mode (masked Gram when ``M``), random columns where short."""
+    factors = []
+    for n in range(X.ndim):
+        k = min(rank, int(X.shape[n]))
+        U, _ = leading_vectors(X, n, k, xp, mask=M)
+        if k < rank:
+            U = xp.concat([U, to_backend(rng.standard_normal((int(X.shape[n]), rank - k)) / math.sqrt(X.shape[n]), X)], axis=1)
+        factors.append(U)
+    return factors
+
+
+def random_init(shape, rank, rng, ref):
+    return [to_backend(rng.standard_normal((int(n), rank)), ref) for n in shape]
+
+
+def gevd_init(G, rank, rng):
+    """Generalized-eigenvalue initialization of a third-order (numpy) tensor with ``rank <= G.shape[0], G.shape[1]``.
+
+    Two random slice combinations ``S_k = A diag(C^T w_k) B^T``; the eigenvectors of ``S_1 S_2^+`` give ``A``
+    exactly when the tensor has an exact rank-``rank`` CP (Sanchez & Kowalski, 1990; Leurgans et al., 1993).
+    """
+    I, J, _ = G.shape
+    w1, w2 = rng.standard_normal(G.shape[2]), rng.standard_normal(G.shape[2])
+    S1, S2 = G @ w1, G @ w2
+    vals, vecs = np.linalg.eig(S1 @ np.linalg.pinv(S2))
+    order = np.argsort(-np.abs(vals))[:rank]
+    A = np.real(vecs[:, order])
+    B = (np.linalg.pinv(A) @ S2).T  # = B diag(C^T w2) up to scaling of columns
+    C = np.linalg.lstsq(
+        np.einsum("ir,jr->ijr", A, B).reshape(I * J, rank), G.reshape(I * J, -1), rcond=None
+    )[0].T
+    return [A, B, C]
+
+
+def cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, rng, xp):
+    """Returns ``(weights, factors, errors)``."""
+    K = X.ndim
+    shape = [int(s) for s in X.shape]
+    use_compression = (
+        compress
+        and M is None
+        and not isinstance(init, (list, tuple))
+        and all(rank < s for s in shape)
+        and math.prod(shape) > 8 * rank**K
+    )
+    if use_compression:
+        core, U = st_hosvd_body(X, [rank] * K, None, "gram", rng, xp)
+        core_np = to_numpy(core).astype(np.float64)
+        candidates = _candidate_inits(core_np, rank, init, n_restarts, rng, np)
+        best = None
+        for start in candidates:
+            f, errs = als(core_np, start, max(n_iter_max, 500), min(tol, 1e-10), True, np)
+            if best is None or errs[-1] < best[1][-1]:
+                best = (f, errs)
+        factors = [Un @ to_backend(F, Un) for Un, F in zip(U, best[0])]
+        factors, errors = als(X, factors, n_iter_max, tol, line_search, xp)
+    else:
+        candidates = _candidate_inits(X, rank, init, n_restarts, rng, xp, M=M)
+        best = None
+        for start in candidates:
+            start = [to_backend(to_numpy(F), X) if not _same_backend(F, X) else F for F in start]
+            f, errs = als(X, start, n_iter_max, tol, line_search, xp, M=M)
+            if best is None or errs[-1] < best[1][-1]:
+                best = (f, errs)
+        factors, errors = best
+    weights, factors = _normalize(factors, xp)
+    return weights, factors, errors
+
+
+def _same_backend(F, X):
+    return is_torch(F) == is_torch(X) and (not is_torch(X) or F.device == X.device)
+
+
+def _candidate_inits(X, rank, init, n_restarts, rng, xp, M=None):
+    shape = [int(s) for s in X.shape]
+    if isinstance(init, (list, tuple)):
+        cands = [list(init)]
+    elif init == "random":
+        cands = [random_init(shape, rank, rng, X)]
+    else:
+        cands = [svd_init(X, rank, rng, xp, M=M)]
+        if X.ndim == 3 and rank <= min(shape[0], shape[1]) and M is None:
+            try:
+                cands.append([to_backend(F, X) for F in gevd_init(to_numpy(X).astype(np.float64), rank, rng)])
+            except np.linalg.LinAlgError:
+                pass
+    cands += [random_init(shape, rank, rng, X) for _ in range(n_restarts)]
+    return cands
+
+
+def _normalize(factors, xp):
+    """Unit-norm columns with positive largest entries (the last factor absorbs signs), weights descending."""
+    K = len(factors)
+    norms = [xp.sqrt(xp.sum(F * F, axis=0)) for F in factors]
+    weights = norms[0]
+    for nrm in norms[1:]:
+        weights = weights * nrm
+    out = []
+    for n, (F, nrm) in enumerate(zip(factors, norms)):
+        safe = xp.where(nrm > 0, nrm, xp.ones_like(nrm))
+        F = F / safe[None, :]
+        out.append(F)
+    signs = None
+    for n in range(K - 1):
+        flipped = svd_flip_columns(out[n], xp)
+        s = xp.sign(xp.sum(flipped * out[n], axis=0))
+        out[n] = flipped
+        signs = s if signs is None else signs * s
+    out[K - 1] = out[K - 1] * signs[None, :]
+    order = xp.argsort(-weights) if not is_torch(weights) else xp.argsort(weights, descending=True)
+    return weights[order], [F[:, order] for F in out]

@@ -1,0 +1,104 @@
+"""Bodies of HOSVD, ST-HOSVD and HOOI (no input validation; see decomposition.py)."""
+
+import math
+
+from lowrank.tensors._tensor_ops import (
+    complete_columns,
+    leading_vectors,
+    mode_dot,
+    multi_mode_dot,
+    norm,
+    orthonormal_random,
+    rank_from_tol,
+)
+
+
+def _observed_fraction(M, xp):
+    return float(xp.sum(M)) / math.prod(int(s) for s in M.shape)
+
+
+def hosvd_body(X, ranks, tol, method, M, rng, xp, *, modes=None):
+    """Truncated HOSVD over ``modes``: factors from each unfolding of ``X`` (masked Gram when ``M``).
+
+    ``ranks[i]`` caps the rank of ``modes[i]`` (None = no cap); ``tol`` chooses the smallest ranks with
+    relative error at most ``tol`` (the HOSVD bound splits the error budget evenly over modes).
+    Returns ``(core, factors)``; with a mask the core is the projection of ``X / p`` (p = observed
+    fraction), the usual unbiased spectral estimate.
+    """
+    modes = list(range(X.ndim)) if modes is None else modes
+    budget = None if tol is None else tol**2 * norm(X, xp) ** 2 / len(modes)
+    if M is not None and budget is not None:
+        budget = budget / _observed_fraction(M, xp)
+    factors = []
+    for i, n in enumerate(modes):
+        cap = ranks[i] if ranks[i] is not None else int(X.shape[n])
+        U, sq = leading_vectors(X, n, cap, xp, method=method, mask=M, rng=rng)
+        if budget is not None:
+            U = U[:, : min(cap, rank_from_tol(_to_numpy(sq), budget))]
+        factors.append(U)
+    Y = X if M is None else X / _observed_fraction(M, xp)
+    core = multi_mode_dot(Y, factors, modes, xp, transpose=True)
+    return core, factors
+
+
+def st_hosvd_body(X, ranks, tol, method, rng, xp, *, modes=None):
+    """Sequentially truncated HOSVD: project each mode as soon as its factor is known."""
+    modes = list(range(X.ndim)) if modes is None else modes
+    budget = None if tol is None else tol**2 * norm(X, xp) ** 2 / len(modes)
+    # process the modes with the largest reduction first: the tensor shrinks fastest
+    order = sorted(range(len(modes)), key=lambda i: (ranks[i] or X.shape[modes[i]]) / X.shape[modes[i]])
+    factors = [None] * len(modes)
+    Y = X
+    for i in order:
+        n = modes[i]
+        cap = ranks[i] if ranks[i] is not None else int(Y.shape[n])
+        U, sq = leading_vectors(Y, n, cap, xp, method=method, rng=rng)
+        if budget is not None:
+            U = U[:, : min(cap, rank_from_tol(_to_numpy(sq), budget))]
+        factors[i] = U
+        Y = mode_dot(Y, U, n, xp, transpose=True)
+    return Y, factors
+
+
+def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
+    """Higher-order orthogonal iteration (EM-imputed when ``M`` is given).
+
+    Returns ``(core, factors, errors)``; errors are relative errors on the observed entries.
+    """
+    if isinstance(init, (list, tuple)):
+        factors = [F for F in init]
+    elif init == "random":
+        factors = [orthonormal_random(int(X.shape[n]), r, rng, X) for n, r in zip(modes, ranks)]
+    elif M is None:  # "svd": sequentially truncated HOSVD
+        _, factors = st_hosvd_body(X, ranks, None, method, rng, xp, modes=modes)
+        factors = [complete_columns(U, r, rng, xp) for U, r in zip(factors, ranks)]
+    else:  # "svd" with missing entries: HOSVD from the masked (pairwise-available) Gram
+        _, factors = hosvd_body(X, ranks, None, method, M, rng, xp, modes=modes)
+        factors = [complete_columns(U, r, rng, xp) for U, r in zip(factors, ranks)]
+    norm_x = norm(X, xp)  # X is zero outside the mask: this is the observed entries' norm
+    errors = []
+    recon = None
+    if M is not None:
+        core = multi_mode_dot(X / _observed_fraction(M, xp), factors, modes, xp, transpose=True)
+        recon = multi_mode_dot(core, factors, modes, xp)
+    for _ in range(n_iter_max):
+        Xf = X if M is None else X + (1 - M) * recon
+        for i, n in enumerate(modes):
+            Y = multi_mode_dot(Xf, factors, modes, xp, transpose=True, skip=i)
+            factors[i], _ = leading_vectors(Y, n, ranks[i], xp)
+        core = mode_dot(Y, factors[-1], modes[-1], xp, transpose=True)
+        if M is None:
+            err = math.sqrt(abs(norm_x**2 - norm(core, xp) ** 2)) / norm_x
+        else:
+            recon = multi_mode_dot(core, factors, modes, xp)
+            err = norm(M * (X - recon), xp) / norm_x
+        errors.append(err)
+        if len(errors) > 1 and abs(errors[-2] - errors[-1]) <= tol:
+            break
+    return core, factors, errors
+
+
+def _to_numpy(a):
+    from lowrank._utils.backend import to_numpy
+
+    return to_numpy(a)

@@ -1,0 +1,620 @@
+"""Tensor decompositions returning TensorLy's formats: HOSVD, ST-HOSVD, Tucker (HOOI), partial Tucker,
+CP-ALS and TT-SVD, all with ``mask=`` for missing entries and numpy or torch (CPU/CUDA) input.
+
+Results are :class:`tensorly.tucker_tensor.TuckerTensor`, :class:`tensorly.cp_tensor.CPTensor` and
+:class:`tensorly.tt_tensor.TTTensor`, so they mix freely with TensorLy code (unpack like tuples,
+``.to_tensor()``). numpy in gives numpy out; a torch tensor in gives torch tensors out on the same device.
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from lowrank._utils.backend import is_torch
+from lowrank._utils.rng import as_generator
+from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank.tensors._cp import cp_body
+from lowrank.tensors._tensor_ops import as_mask, as_modes, as_ranks, as_tensor
+from lowrank.tensors._tt import tt_body, tt_em_body
+from lowrank.tensors._tucker import hooi_body, hosvd_body, st_hosvd_body
+
+__all__ = ["hosvd", "st_hosvd", "tucker", "partial_tucker", "cp_als", "tt_svd", "Tucker", "CP"]
+
+_SVD_METHODS = ("gram", "randomized")
+
+
+def _tl():
+    from lowrank._utils.optional import import_optional
+
+    return import_optional("tensorly", extra="tensors", purpose="TensorLy result formats")
+
+
+def _iv_common(tensor, mask, rng, svd):
+    X, xp = as_tensor(tensor, "tensor", allow_nan=mask is not None)
+    X, M = as_mask(mask, X, xp)
+    check_choice(svd, "svd", _SVD_METHODS)
+    return X, M, xp, as_generator(rng)
+
+
+def _iv_rank_or_tol(rank, tol, shape, modes=None):
+    if rank is None and tol is None:
+        raise ValueError("give `rank`, `tol` or both")
+    ranks = [None] * (len(shape) if modes is None else len(modes)) if rank is None else as_ranks(rank, shape, modes=modes)
+    if tol is not None:
+        tol = check_float(tol, "tol", low=0, high=1, low_inclusive=False, high_inclusive=False)
+    return ranks, tol
+
+
+# ----------------------------------------------------------------------------- HOSVD family
+
+
+def hosvd(tensor, rank=None, *, tol=None, svd="gram", mask=None, rng=None):
+    """Truncated higher-order SVD (HOSVD): one orthonormal factor per mode from that mode's unfolding.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor with ``K >= 2`` modes. Entries outside ``mask`` may be NaN.
+    rank : int or sequence of int, default=None
+        Multilinear rank (one per mode, or one for all). With ``tol`` it caps the chosen ranks.
+    tol : float, default=None
+        Target relative error in (0, 1): each mode keeps the fewest singular vectors whose discarded
+        energy is at most ``tol**2 * ||X||**2 / K`` (so the HOSVD error is at most ``tol * ||X||``).
+    svd : {"gram", "randomized"}, default="gram"
+        ``"gram"``: eigendecomposition of the mode-n Gram matrix on the *smaller* side of the unfolding
+        (never the ``prod(others)``-sized one). ``"randomized"``: :func:`lowrank.linalg.randomized_svd`
+        of the unfolding (needs ``rank``; ignored with a mask).
+    mask : array of bool, default=None
+        True where an entry is observed. Factors then come from the pairwise-available Gram estimate
+        (each entry rescaled by how many fibres were observed in both rows), and the core from
+        ``X_observed / p`` (p = observed fraction): the unbiased spectral estimate, unlike zero filling.
+    rng : None, int or numpy.random.Generator, default=None
+        Randomness for ``svd="randomized"``.
+
+    Returns
+    -------
+    tensorly.tucker_tensor.TuckerTensor
+        ``(core, factors)``; factors have orthonormal columns with deterministic signs.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, ranks, ``tol``, mask, or NaN/inf in observed entries.
+
+    References
+    ----------
+    De Lathauwer, De Moor, Vandewalle, "A multilinear singular value decomposition",
+    SIAM J. Matrix Anal. Appl. 21(4), 2000.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import hosvd
+    >>> rng = np.random.default_rng(0)
+    >>> core, U = rng.standard_normal((2, 3, 2)), [np.linalg.qr(rng.standard_normal((n, r)))[0] for n, r in [(6, 2), (7, 3), (8, 2)]]
+    >>> X = np.einsum("abc,ia,jb,kc->ijk", core, *U)
+    >>> T = hosvd(X, rank=(2, 3, 2))
+    >>> bool(np.allclose(T.to_tensor(), X))
+    True
+    """
+    X, M, xp, gen = _iv_common(tensor, mask, rng, svd)
+    ranks, tol = _iv_rank_or_tol(rank, tol, X.shape)
+    core, factors = hosvd_body(X, ranks, tol, svd, M, gen, xp)
+    return _tl().tucker_tensor.TuckerTensor((core, factors))
+
+
+def st_hosvd(tensor, rank=None, *, tol=None, svd="gram", mask=None, rng=None):
+    """Sequentially truncated HOSVD: each mode is projected as soon as its factor is known.
+
+    Cheaper than :func:`hosvd` (later modes see an already-shrunk tensor) and usually more accurate.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2``.
+    rank : int or sequence of int, default=None
+        Multilinear rank; caps the ranks chosen by ``tol`` when both are given.
+    tol : float, default=None
+        Target relative error in (0, 1), split evenly over the modes.
+    svd : {"gram", "randomized"}, default="gram"
+        As in :func:`hosvd`.
+    mask : array of bool, default=None
+        True where observed. The missing entries are first imputed from the masked :func:`hosvd`
+        at the same ranks, then the sequential truncation runs on the completed tensor.
+    rng : None, int or numpy.random.Generator, default=None
+        Randomness for ``svd="randomized"``.
+
+    Returns
+    -------
+    tensorly.tucker_tensor.TuckerTensor
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, ranks, ``tol``, mask, or NaN/inf in observed entries.
+
+    References
+    ----------
+    Vannieuwenhoven, Vandebril, Meerbergen, "A new truncation strategy for the higher-order singular
+    value decomposition", SIAM J. Sci. Comput. 34(2), 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import st_hosvd
+    >>> X = np.einsum("i,j,k->ijk", np.arange(1.0, 5), np.ones(3), np.arange(1.0, 3))
+    >>> T = st_hosvd(X, rank=1)
+    >>> [f.shape for f in T.factors], bool(np.allclose(T.to_tensor(), X))
+    ([(4, 1), (3, 1), (2, 1)], True)
+    """
+    X, M, xp, gen = _iv_common(tensor, mask, rng, svd)
+    ranks, tol = _iv_rank_or_tol(rank, tol, X.shape)
+    if M is not None:
+        core, factors = hosvd_body(X, ranks, tol, "gram", M, gen, xp)
+        from lowrank.tensors._tensor_ops import multi_mode_dot
+
+        X = X + (1 - M) * multi_mode_dot(core, factors, list(range(X.ndim)), xp)
+    core, factors = st_hosvd_body(X, ranks, tol, svd, gen, xp)
+    return _tl().tucker_tensor.TuckerTensor((core, factors))
+
+
+def _iv_tucker(tensor, rank, modes, init, n_iter_max, tol, svd, mask, rng):
+    X, M, xp, gen = _iv_common(tensor, mask, rng, svd)
+    modes = as_modes(modes, X.ndim)
+    ranks = as_ranks(rank, X.shape, modes=modes)
+    if isinstance(init, str):
+        check_choice(init, "init", ("svd", "random"))
+    else:
+        factors = init.factors if hasattr(init, "factors") else None
+        if factors is None or len(factors) != len(modes):
+            raise ValueError("`init` must be 'svd', 'random' or a TuckerTensor with one factor per decomposed mode")
+        factors = [as_tensor(F, "init factor")[0] for F in factors]
+        for F, m, r in zip(factors, modes, ranks):
+            if tuple(F.shape) != (X.shape[m], r):
+                raise ValueError(f"`init` factor for mode {m} must have shape {(X.shape[m], r)}, got {tuple(F.shape)}")
+        init = factors
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=1)
+    tol = check_float(tol, "tol", low=0)
+    return X, M, xp, gen, modes, ranks, init, n_iter_max, tol
+
+
+def tucker(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, svd="gram", mask=None, rng=None):
+    """Tucker decomposition by higher-order orthogonal iteration (HOOI).
+
+    Each sweep projects the tensor on all factors but one and takes the leading left singular
+    vectors of the (small) result through its Gram matrix; with missing entries every sweep first
+    imputes them from the current model (EM), starting from the masked-Gram HOSVD.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2``; entries outside ``mask`` may be NaN.
+    rank : int or sequence of int
+        Multilinear rank.
+    init : {"svd", "random"} or TuckerTensor, default="svd"
+        ``"svd"``: truncated HOSVD (masked Gram when ``mask`` is given); ``"random"``: random
+        orthonormal factors; or a decomposition whose factors are used.
+    n_iter_max : int, default=100
+        Maximum number of sweeps.
+    tol : float, default=1e-8
+        Stop when the relative error changes by at most ``tol`` between sweeps.
+    svd : {"gram", "randomized"}, default="gram"
+        SVD used by the HOSVD initialization (the sweeps use the small Gram matrices).
+    mask : array of bool, default=None
+        True where observed; errors are then measured on the observed entries.
+    rng : None, int or numpy.random.Generator, default=None
+        Randomness for random initialization / randomized SVD / padding.
+
+    Returns
+    -------
+    tensorly.tucker_tensor.TuckerTensor
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, ranks, options, mask, or NaN/inf in observed entries.
+
+    References
+    ----------
+    De Lathauwer, De Moor, Vandewalle, "On the best rank-1 and rank-(R1, R2, ..., RN) approximation
+    of higher-order tensors", SIAM J. Matrix Anal. Appl. 21(4), 2000.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import tucker
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.einsum("abc,ia,jb,kc->ijk", rng.standard_normal((2, 2, 2)), *[rng.standard_normal((n, 2)) for n in (5, 6, 7)])
+    >>> T = tucker(X + 1e-3 * rng.standard_normal(X.shape), rank=2)
+    >>> bool(np.linalg.norm(T.to_tensor() - X) / np.linalg.norm(X) < 1e-2)
+    True
+    """
+    X, M, xp, gen, modes, ranks, init, n_iter_max, tol = _iv_tucker(tensor, rank, None, init, n_iter_max, tol, svd, mask, rng)
+    core, factors, _ = hooi_body(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp)
+    return _tl().tucker_tensor.TuckerTensor((core, factors))
+
+
+def partial_tucker(tensor, rank, *, modes=None, init="svd", n_iter_max=100, tol=1e-8, svd="gram", mask=None, rng=None):
+    """Tucker decomposition (HOOI) along some modes only, as TensorLy's ``partial_tucker``.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2``.
+    rank : int or sequence of int
+        Rank per mode in ``modes``.
+    modes : sequence of int, default=None
+        Modes to compress (default: all).
+    init, n_iter_max, tol, svd, mask, rng
+        As in :func:`tucker`.
+
+    Returns
+    -------
+    core : ndarray or torch.Tensor
+        The tensor compressed along ``modes`` (the other modes keep their size).
+    factors : list of arrays
+        ``factors[i]`` (I_{modes[i]}, rank[i]) with orthonormal columns.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, modes, ranks, options, mask, or NaN/inf in observed entries.
+
+    References
+    ----------
+    Kolda and Bader, "Tensor decompositions and applications", SIAM Review 51(3), 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import partial_tucker
+    >>> X = np.random.default_rng(0).standard_normal((4, 5, 6))
+    >>> core, factors = partial_tucker(X, rank=(2, 3), modes=(1, 2))
+    >>> core.shape, [f.shape for f in factors]
+    ((4, 2, 3), [(5, 2), (6, 3)])
+    """
+    X, M, xp, gen, modes, ranks, init, n_iter_max, tol = _iv_tucker(tensor, rank, modes, init, n_iter_max, tol, svd, mask, rng)
+    core, factors, _ = hooi_body(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp)
+    return core, factors
+
+
+# ----------------------------------------------------------------------------- CP
+
+
+def _iv_cp(tensor, rank, init, n_restarts, compress, line_search, n_iter_max, tol, mask, rng):
+    X, xp = as_tensor(tensor, "tensor", allow_nan=mask is not None)
+    X, M = as_mask(mask, X, xp)
+    rank = check_int(rank, "rank", low=1)
+    if isinstance(init, str):
+        check_choice(init, "init", ("svd", "random"))
+    else:
+        factors = init.factors if hasattr(init, "factors") else None
+        if factors is None or len(factors) != X.ndim:
+            raise ValueError("`init` must be 'svd', 'random' or a CPTensor with one factor per mode")
+        weights = getattr(init, "weights", None)
+        factors = [as_tensor(F, "init factor")[0] for F in factors]
+        for m, F in enumerate(factors):
+            if tuple(F.shape) != (X.shape[m], rank):
+                raise ValueError(f"`init` factor {m} must have shape {(X.shape[m], rank)}, got {tuple(F.shape)}")
+        if weights is not None:
+            factors[0] = factors[0] * as_tensor(weights, "init weights", min_ndim=1)[0][None, :]
+        init = factors
+    n_restarts = check_int(n_restarts, "n_restarts", low=0)
+    if not isinstance(compress, (bool, np.bool_)):
+        raise TypeError(f"`compress` must be a bool, got {compress!r}")
+    if not isinstance(line_search, (bool, np.bool_)):
+        raise TypeError(f"`line_search` must be a bool, got {line_search!r}")
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=1)
+    tol = check_float(tol, "tol", low=0)
+    return X, M, xp, rank, init, n_restarts, bool(compress), bool(line_search), n_iter_max, tol, as_generator(rng)
+
+
+def cp_als(tensor, rank, *, init="svd", n_restarts=0, compress=True, line_search=True, n_iter_max=200, tol=1e-9, mask=None, rng=None):
+    """CP (CANDECOMP/PARAFAC) decomposition by alternating least squares.
+
+    With ``compress`` the tensor is first compressed by ST-HOSVD to an R x ... x R core, where
+    the candidate starts (SVD, and for third-order tensors the generalized-eigenvalue start that is
+    exact for noiseless CP, plus ``n_restarts`` random ones) are run to convergence for almost
+    nothing; the best is lifted back and refined by ALS on the full tensor (CANDELINC). Each sweep
+    uses a line search along the previous step (Bro's extrapolation). With ``mask`` the missing
+    entries are imputed from the current model before every sweep (EM), starting from the
+    masked-Gram SVD initialization.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2``; entries outside ``mask`` may be NaN.
+    rank : int
+        Number of rank-one components.
+    init : {"svd", "random"} or CPTensor, default="svd"
+        Starting point (``"svd"`` adds the GEVD start for third-order tensors).
+    n_restarts : int, default=0
+        Extra random starts; the lowest final error wins.
+    compress : bool, default=True
+        Compress first when every mode is longer than ``rank`` (ignored with a mask or a given init).
+    line_search : bool, default=True
+        Extrapolate along the previous step when it lowers the error.
+    n_iter_max : int, default=200
+        Maximum ALS sweeps on the full tensor.
+    tol : float, default=1e-9
+        Stop when the relative error changes by at most ``tol`` times itself.
+    mask : array of bool, default=None
+        True where observed.
+    rng : None, int or numpy.random.Generator, default=None
+        Randomness of the starts.
+
+    Returns
+    -------
+    tensorly.cp_tensor.CPTensor
+        ``(weights, factors)``: unit-norm factor columns (largest entry positive in all but the last
+        factor), weights in decreasing order.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, rank, options, mask, or NaN/inf in observed entries.
+
+    References
+    ----------
+    Kolda and Bader, "Tensor decompositions and applications", SIAM Review 51(3), 2009;
+    Bro, "Multi-way analysis in the food industry", PhD thesis, 1998 (line search);
+    Carroll, Pruzansky, Kruskal, "CANDELINC", Psychometrika 45, 1980 (compression).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import cp_als
+    >>> rng = np.random.default_rng(0)
+    >>> A, B, C = (rng.standard_normal((n, 3)) for n in (8, 9, 10))
+    >>> X = np.einsum("ir,jr,kr->ijk", A, B, C)
+    >>> cp = cp_als(X, rank=3, rng=0)
+    >>> bool(np.linalg.norm(cp.to_tensor() - X) / np.linalg.norm(X) < 1e-6)
+    True
+    """
+    X, M, xp, rank, init, n_restarts, compress, line_search, n_iter_max, tol, gen = _iv_cp(
+        tensor, rank, init, n_restarts, compress, line_search, n_iter_max, tol, mask, rng
+    )
+    weights, factors, _ = cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp)
+    return _tl().cp_tensor.CPTensor((weights, factors))
+
+
+# ----------------------------------------------------------------------------- TT
+
+
+def tt_svd(tensor, rank=None, *, tol=None, svd="gram", mask=None, n_iter_max=50, rng=None):
+    """Tensor-train decomposition by sequential truncated SVDs (TT-SVD).
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2``; entries outside ``mask`` may be NaN.
+    rank : int or sequence of int, default=None
+        Maximum TT ranks: one int for all bonds, ``K - 1`` inner ranks, or ``K + 1`` ranks with
+        ones at both ends (TensorLy's convention).
+    tol : float, default=None
+        Target relative error in (0, 1) (error budget split evenly over the ``K - 1`` SVDs).
+    svd : {"gram", "randomized"}, default="gram"
+        ``"gram"``: eigendecomposition of the smaller Gram matrix of each unfolding;
+        ``"randomized"``: :func:`lowrank.linalg.randomized_svd` (needs ``rank``).
+    mask : array of bool, default=None
+        True where observed: missing entries start at the observed mean and are re-imputed from the
+        TT model until the observed-entry error settles (EM, at most ``n_iter_max`` rounds).
+    n_iter_max : int, default=50
+        Maximum EM rounds with a mask.
+    rng : None, int or numpy.random.Generator, default=None
+        Randomness for ``svd="randomized"``.
+
+    Returns
+    -------
+    tensorly.tt_tensor.TTTensor
+        Cores of shapes ``(r_{k-1}, I_k, r_k)`` with ``r_0 = r_K = 1``.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, ranks, ``tol``, mask, or NaN/inf in observed entries.
+
+    References
+    ----------
+    Oseledets, "Tensor-train decomposition", SIAM J. Sci. Comput. 33(5), 2011.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import tt_svd
+    >>> x = np.linspace(0, 1, 6)
+    >>> X = np.sin(x[:, None, None] + x[None, :, None] + x[None, None, :])  # TT ranks 2
+    >>> tt = tt_svd(X, rank=2)
+    >>> [c.shape for c in tt.factors], bool(np.allclose(tt.to_tensor(), X))
+    ([(1, 6, 2), (2, 6, 2), (2, 6, 1)], True)
+    """
+    X, M, xp, gen = _iv_common(tensor, mask, rng, svd)
+    K = X.ndim
+    if rank is None and tol is None:
+        raise ValueError("give `rank`, `tol` or both")
+    if rank is None:
+        caps = [int(np.prod(X.shape))] * (K - 1)
+    elif isinstance(rank, (int, np.integer)) and not isinstance(rank, bool):
+        caps = [check_int(rank, "rank", low=1)] * (K - 1)
+    else:
+        caps = [check_int(r, "rank", low=1) for r in rank]
+        if len(caps) == K + 1:
+            if caps[0] != 1 or caps[-1] != 1:
+                raise ValueError("`rank` with K + 1 entries must start and end with 1")
+            caps = caps[1:-1]
+        if len(caps) != K - 1:
+            raise ValueError(f"`rank` must be an int, {K - 1} inner ranks or {K + 1} ranks, got {len(caps)} values")
+    if tol is not None:
+        tol = check_float(tol, "tol", low=0, high=1, low_inclusive=False, high_inclusive=False)
+    if svd == "randomized" and tol is not None:
+        raise ValueError("`tol` needs the full spectrum: use svd='gram' with `tol`")
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=1)
+    if M is None:
+        cores = tt_body(X, caps, tol, svd, gen, xp)
+    else:
+        cores, _ = tt_em_body(X, M, caps, tol, svd, n_iter_max, 1e-6, gen, xp)
+    return _tl().tt_tensor.TTTensor(cores)
+
+
+# ----------------------------------------------------------------------------- estimators
+
+
+class _TensorDecomposition(BaseEstimator):
+    _sklearn_skip_checks = (
+        "decomposes one N-way tensor (TensorLy's Tucker/CP estimator API), not a samples x features matrix"
+    )
+
+    def _validate(self, X):
+        if is_torch(X):
+            return X
+        return validate_data(self, X, ensure_2d=False, allow_nd=True, ensure_all_finite=False, dtype=[np.float64, np.float32])
+
+    def fit_transform(self, X, y=None, mask=None):
+        """Fit and return the decomposition (as TensorLy's estimators do)."""
+        return self.fit(X, y, mask=mask).decomposition_
+
+    def to_tensor(self):
+        """The fitted low-rank tensor (dense)."""
+        check_is_fitted(self)
+        return self.decomposition_.to_tensor()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # with mask=
+        tags.non_deterministic = False
+        return tags
+
+
+class Tucker(_TensorDecomposition):
+    """Tucker decomposition (HOOI) as an estimator; wraps :func:`tucker`.
+
+    Parameters
+    ----------
+    rank : int or sequence of int, default=2
+        Multilinear rank.
+    init : {"svd", "random"}, default="svd"
+    n_iter_max : int, default=100
+    tol : float, default=1e-8
+    svd : {"gram", "randomized"}, default="gram"
+    random_state : None, int or numpy.random.Generator, default=None
+
+    Attributes
+    ----------
+    decomposition_ : tensorly.tucker_tensor.TuckerTensor
+    core_ : array, shape ``rank``
+    factors_ : list of arrays, ``(I_k, rank_k)``
+    errors_ : list of float
+        Relative error (on observed entries) after each sweep.
+    reconstruction_error_ : float
+        Last entry of ``errors_``.
+    n_iter_ : int
+
+    References
+    ----------
+    De Lathauwer, De Moor, Vandewalle, SIAM J. Matrix Anal. Appl. 21(4), 2000.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import Tucker
+    >>> X = np.random.default_rng(0).standard_normal((5, 6, 7))
+    >>> est = Tucker(rank=(2, 3, 2), random_state=0).fit(X)
+    >>> est.core_.shape, len(est.errors_) >= 1
+    ((2, 3, 2), True)
+    """
+
+    def __init__(self, rank=2, *, init="svd", n_iter_max=100, tol=1e-8, svd="gram", random_state=None):
+        self.rank = rank
+        self.init = init
+        self.n_iter_max = n_iter_max
+        self.tol = tol
+        self.svd = svd
+        self.random_state = random_state
+
+    def fit(self, X, y=None, mask=None):
+        """Decompose tensor ``X`` (``mask``: True where observed). Returns self."""
+        X = self._validate(X)
+        X, M, xp, gen, modes, ranks, init, n_iter_max, tol = _iv_tucker(
+            X, self.rank, None, self.init, self.n_iter_max, self.tol, self.svd, mask, self.random_state
+        )
+        core, factors, errors = hooi_body(X, ranks, modes, init, n_iter_max, tol, self.svd, M, gen, xp)
+        self.decomposition_ = _tl().tucker_tensor.TuckerTensor((core, factors))
+        self.core_, self.factors_ = core, factors
+        self.errors_ = errors
+        self.reconstruction_error_ = errors[-1]
+        self.n_iter_ = len(errors)
+        return self
+
+    def transform(self, X):
+        """Project a tensor of the fitted shape on the fitted factors (its Tucker core)."""
+        check_is_fitted(self)
+        from lowrank.tensors._tensor_ops import multi_mode_dot
+
+        X, xp = as_tensor(X, "X")
+        shape = tuple(int(F.shape[0]) for F in self.factors_)
+        if tuple(X.shape) != shape:
+            raise ValueError(f"`X` must have the fitted shape {shape}, got {tuple(X.shape)}")
+        return multi_mode_dot(X, self.factors_, list(range(X.ndim)), xp, transpose=True)
+
+
+class CP(_TensorDecomposition):
+    """CP decomposition (ALS with compression, line search and restarts) as an estimator; wraps :func:`cp_als`.
+
+    Parameters
+    ----------
+    rank : int, default=2
+    init : {"svd", "random"}, default="svd"
+    n_restarts : int, default=0
+    compress : bool, default=True
+    line_search : bool, default=True
+    n_iter_max : int, default=200
+    tol : float, default=1e-9
+    random_state : None, int or numpy.random.Generator, default=None
+
+    Attributes
+    ----------
+    decomposition_ : tensorly.cp_tensor.CPTensor
+    weights_ : array, shape (rank,)
+    factors_ : list of arrays, ``(I_k, rank)``
+    errors_ : list of float
+        Relative error after each full-tensor sweep.
+    reconstruction_error_ : float
+    n_iter_ : int
+
+    References
+    ----------
+    Kolda and Bader, "Tensor decompositions and applications", SIAM Review 51(3), 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import CP
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.einsum("ir,jr,kr->ijk", *(rng.standard_normal((n, 2)) for n in (5, 6, 7)))
+    >>> bool(CP(rank=2, random_state=0).fit(X).reconstruction_error_ < 1e-6)
+    True
+    """
+
+    def __init__(self, rank=2, *, init="svd", n_restarts=0, compress=True, line_search=True, n_iter_max=200, tol=1e-9, random_state=None):
+        self.rank = rank
+        self.init = init
+        self.n_restarts = n_restarts
+        self.compress = compress
+        self.line_search = line_search
+        self.n_iter_max = n_iter_max
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, X, y=None, mask=None):
+        """Decompose tensor ``X`` (``mask``: True where observed). Returns self."""
+        X = self._validate(X)
+        X, M, xp, rank, init, n_restarts, compress, line_search, n_iter_max, tol, gen = _iv_cp(
+            X, self.rank, self.init, self.n_restarts, self.compress, self.line_search, self.n_iter_max, self.tol, mask, self.random_state
+        )
+        weights, factors, errors = cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp)
+        self.decomposition_ = _tl().cp_tensor.CPTensor((weights, factors))
+        self.weights_, self.factors_ = weights, factors
+        self.errors_ = errors
+        self.reconstruction_error_ = errors[-1]
+        self.n_iter_ = len(errors)
+        return self
