@@ -28,6 +28,8 @@ def register(subparsers):
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="override the pre-training steps")
     p.add_argument("--finetune-steps", type=int, default=None, help="override the fine-tuning steps")
+    p.add_argument("--feature-steps", type=int, default=None, help="override the feature extractor's training steps")
+    p.add_argument("--n-train", type=int, default=None, help="override the number of training images")
     p.add_argument("--seed", type=int, default=0, help="seed of data, initialization and mini-batches")
     p.set_defaults(func=_run_householder_demo)
 
@@ -39,10 +41,9 @@ def _run_householder_demo(args):
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     overrides = {"device": device, "seed": args.seed}
-    if args.pretrain_steps is not None:
-        overrides["pretrain_steps"] = args.pretrain_steps
-    if args.finetune_steps is not None:
-        overrides["finetune_steps"] = args.finetune_steps
+    for name in ("pretrain_steps", "finetune_steps", "feature_steps", "n_train"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     rows, grids, config = run_demo(config_from(args.size, **overrides))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
