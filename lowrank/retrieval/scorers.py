@@ -153,29 +153,38 @@ class MaxSimScorer:
             raise TypeError(f"`{name}` must be a list of strings")
         return list(texts)
 
-    def token_embeddings(self, texts):
-        """L2-normalized token embeddings of each text: a list of ``(n_tokens, dim)`` float32 tensors."""
+    def _encode(self, texts):
+        """``{text: (normalized token embeddings, pooled sentence embedding)}``, one encoder pass per new text."""
         torch = import_optional("torch", purpose="MaxSimScorer")
-        texts = self._check_texts(texts, "texts")
-        missing = list(dict.fromkeys(t for t in texts if t not in self._tokens))
+        missing = [t for t in dict.fromkeys(texts) if t not in self._tokens]
         fresh = {}
         if missing:
             encoded = self._load().encode(
                 missing, output_value="token_embeddings", batch_size=self.batch_size, convert_to_numpy=False
             )
             for text, emb in zip(missing, encoded):
-                fresh[text] = torch.nn.functional.normalize(emb.float(), dim=-1)
+                emb = emb.float()
+                pooled = torch.nn.functional.normalize(emb.mean(dim=0), dim=0)
+                fresh[text] = (torch.nn.functional.normalize(emb, dim=-1), pooled)
             if self.cache:
                 self._tokens.update(fresh)
-        return [self._tokens[t] if t in self._tokens else fresh[t] for t in texts]
+        return {t: self._tokens[t] if t in self._tokens else fresh[t] for t in dict.fromkeys(texts)}
+
+    def token_embeddings(self, texts):
+        """L2-normalized token embeddings of each text: a list of ``(n_tokens, dim)`` float32 tensors."""
+        texts = self._check_texts(texts, "texts")
+        enc = self._encode(texts)
+        return [enc[t][0] for t in texts]
 
     def embed(self, texts):
-        """The model's own pooled, normalized sentence embeddings: ``(len(texts), dim)`` numpy array.
+        """Sentence embeddings: the normalized mean of each text's token embeddings, ``(len(texts), dim)``.
 
-        This is the dual-encoder view of the same model (see :class:`DualEncoderRetriever`).
+        This is all-MiniLM-L6-v2's own pooling (mean, then L2 normalization), i.e. the dual-encoder
+        view of the same model (see :class:`DualEncoderRetriever`); it shares the token cache.
         """
         texts = self._check_texts(texts, "texts")
-        return self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        enc = self._encode(texts)
+        return np.stack([enc[t][1].cpu().numpy() for t in texts]).astype(np.float64)
 
     def __call__(self, queries, items):
         torch = import_optional("torch", purpose="MaxSimScorer")
