@@ -1,0 +1,218 @@
+"""``top_eigenvector_stream``: one function over every stream source and method."""
+
+import numpy as np
+import scipy.sparse as sp
+
+from lowrank._utils.rng import as_generator
+from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank.streaming._exact import ExactState
+from lowrank.streaming._input import _is_whole_npy, iter_batches
+from lowrank.streaming._oja import OjaState
+from lowrank.streaming._random_order import RandomOrderState
+
+METHODS = ("random_order", "oja", "exact")
+_DEFAULTS = {
+    "random_order": {"n_vectors": 4, "max_heavy": 32, "heavy_threshold": 1.0, "min_block_rows": None},
+    "oja": {"n_rates": 8, "target_growth": 2.0},
+    "exact": {},
+}
+
+
+class TopEigenvectorResult:
+    """The estimate of the top eigenvector of ``A^T A``; unpacks as ``vector, eigenvalue = result``.
+
+    Attributes
+    ----------
+    vector : ndarray, shape (n_features,)
+        Unit vector, sign fixed so that its largest-magnitude entry is positive; dtype of the input.
+    eigenvalue : float
+        Estimate of ``sigma_1(A)^2 = v1^T A^T A v1``.
+    n_rows : int
+        Rows read.
+    n_heavy_rows : int
+        Rows kept exactly as heavy (0 for the Oja and exact methods).
+    nbytes : int
+        Working memory held by the method's state at the end, in bytes.
+    method : str
+    """
+
+    def __init__(self, vector, eigenvalue, n_rows, n_heavy_rows, nbytes, method):
+        self.vector = vector
+        self.eigenvalue = eigenvalue
+        self.n_rows = n_rows
+        self.n_heavy_rows = n_heavy_rows
+        self.nbytes = nbytes
+        self.method = method
+
+    def __iter__(self):
+        return iter((self.vector, self.eigenvalue))
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        return (self.vector, self.eigenvalue)[index]
+
+    def __repr__(self):
+        return (
+            f"TopEigenvectorResult(method={self.method!r}, n_features={self.vector.shape[0]}, "
+            f"eigenvalue={self.eigenvalue:.6g}, n_rows={self.n_rows}, n_heavy_rows={self.n_heavy_rows}, "
+            f"nbytes={self.nbytes})"
+        )
+
+
+def check_options(method, options):
+    """Validate the method's options (names and ranges); returns a complete dict."""
+    check_choice(method, "method", METHODS)
+    unknown = sorted(set(options) - set(_DEFAULTS[method]))
+    if unknown:
+        allowed = ", ".join(sorted(_DEFAULTS[method])) or "none"
+        raise TypeError(f"unknown option(s) {', '.join(unknown)} for method={method!r}; allowed: {allowed}")
+    out = dict(_DEFAULTS[method], **options)
+    if method == "random_order":
+        out["n_vectors"] = check_int(out["n_vectors"], "n_vectors", low=1)
+        out["max_heavy"] = check_int(out["max_heavy"], "max_heavy", low=0)
+        out["heavy_threshold"] = check_float(out["heavy_threshold"], "heavy_threshold", low=0.0, low_inclusive=False)
+        if out["min_block_rows"] is not None:
+            out["min_block_rows"] = check_int(out["min_block_rows"], "min_block_rows", low=1)
+    elif method == "oja":
+        out["n_rates"] = check_int(out["n_rates"], "n_rates", low=1)
+        out["target_growth"] = check_float(out["target_growth"], "target_growth", low=0.0, low_inclusive=False)
+    return out
+
+
+def make_state(method, n_features, dtype, options, rng):
+    cls = {"random_order": RandomOrderState, "oja": OjaState, "exact": ExactState}[method]
+    return cls(n_features, dtype, rng=rng, **options)
+
+
+def check_batch(batch, index, n_features, dtype):
+    """Return ``batch`` as a C-contiguous ndarray or CSR of ``dtype``; raise naming the batch."""
+    name = f"batch {index}"
+    if sp.issparse(batch):
+        if batch.ndim != 2:
+            raise ValueError(f"{name} must be 2-dimensional (rows, features), got {batch.ndim} dimension(s)")
+        batch = batch.tocsr()
+        kind = batch.dtype.kind
+    else:
+        if hasattr(batch, "__array_namespace__") and type(batch).__module__.startswith("torch"):
+            raise TypeError(f"{name}: torch tensors are not supported; pass tensor.numpy()")
+        batch = np.asarray(batch)
+        if batch.ndim != 2:
+            raise ValueError(f"{name} must be 2-dimensional (rows, features), got {batch.ndim} dimension(s)")
+        kind = batch.dtype.kind
+    if kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {batch.dtype}")
+    if batch.shape[0] == 0:
+        raise ValueError(f"{name} is empty (0 rows); every batch needs at least one row")
+    if n_features is not None and batch.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {batch.shape[1]} features but the stream started with {n_features}; "
+            "the number of columns must not change between batches"
+        )
+    if batch.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features")
+    if dtype is None:
+        dtype = batch.dtype if batch.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    if sp.issparse(batch):
+        return batch.astype(dtype, copy=False), dtype
+    return np.ascontiguousarray(batch, dtype=dtype), dtype
+
+
+def feed(state, batch, index):
+    """``state.update(batch)``, re-raising a NaN/inf error with the batch index."""
+    try:
+        state.update(batch)
+    except ValueError as exc:
+        if "NaN or infinity" in str(exc):
+            raise ValueError(f"batch {index}: {exc}") from None
+        raise
+
+
+def top_eigenvector_stream(source, *, method="random_order", batch_rows=10_000, rng=None, **options):
+    """Top eigenvector of ``A^T A`` from one pass over the rows of ``A``, in ``O(h d)`` memory.
+
+    Parameters
+    ----------
+    source : ndarray, sparse matrix, str or PathLike, np.memmap, dask array or iterable of batches
+        The rows of ``A`` in stream order. A ``.npy`` path (or a memory map of one) is read in
+        batches with file reads, so a file larger than memory works; a dask array is computed one
+        row chunk at a time; an iterable/generator yields 2-D batches (ndarray or sparse).
+    method : {"random_order", "oja", "exact"}, default="random_order"
+        ``"random_order"``: heavy rows kept exactly, light rows in a block power method (Kacham &
+        Woodruff; assumes the light rows arrive in random order, heavy rows may sit anywhere).
+        ``"oja"``: Oja's algorithm with the Price & Xun rate choice (any order, needs a larger gap).
+        ``"exact"``: the ``d x d`` Gram matrix (exact, ``O(d^2)`` memory; the baseline for small ``d``).
+    batch_rows : int, default=10000
+        Rows per batch when reading arrays, files and dask arrays.
+    rng : None, int or numpy.random.Generator, default=None
+        Seed of the random start.
+    **options
+        ``"random_order"``: ``n_vectors=4`` (block size of the power iteration), ``max_heavy=32``
+        (most rows kept exactly), ``heavy_threshold=1.0`` (``c``: a row is heavy when
+        ``||a||^2 >= ||A_{1:t}||_F^2 / (c d)``), ``min_block_rows=None`` (first block; default
+        ``max(2 d, 256)``). ``"oja"``: ``n_rates=8`` (copies on the rate grid),
+        ``target_growth=2.0`` (log-norm growth, in units of ``log d``, that accepts a rate).
+
+    Returns
+    -------
+    TopEigenvectorResult
+        ``(vector, eigenvalue)``, with ``n_rows``, ``n_heavy_rows`` and ``nbytes``; the vector has
+        the input's float dtype (float32 stays float32).
+
+    Raises
+    ------
+    ValueError
+        A batch with NaN/inf, a change in the number of columns, an empty batch or stream, a bad option.
+    TypeError
+        An unsupported source or batch type, an unknown option.
+
+    References
+    ----------
+    P. Kacham, D. P. Woodruff, "Approximating the Top Eigenvector in Random Order Streams",
+    NeurIPS 2024, arXiv:2412.11963.
+    E. Price, Z. Xun, "Spectral Guarantees for Adversarial Streaming PCA", FOCS 2024, arXiv:2408.10332.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.datasets import planted_gap_stream
+    >>> from lowrank.streaming import top_eigenvector_stream
+    >>> stream = planted_gap_stream(20_000, 50, gap=10.0, n_heavy=1, rng=0)
+    >>> v, eigenvalue = top_eigenvector_stream(stream.batches(2_000), rng=0)
+    >>> A = stream.to_array()
+    >>> v1 = np.linalg.eigh(A.T @ A)[1][:, -1]
+    >>> bool(abs(v @ v1) > 0.99)
+    True
+    """
+    options = check_options(method, options)
+    batch_rows = check_int(batch_rows, "batch_rows", low=1)
+    gen = as_generator(rng)
+    state, n_features, dtype, n_heavy = None, None, None, 0
+    for index, batch in enumerate(iter_batches(source, batch_rows)):
+        batch, dtype = check_batch(batch, index, n_features, dtype)
+        if state is None:
+            n_features = batch.shape[1]
+            state = make_state(method, n_features, dtype, options, gen)
+        feed(state, batch, index)
+    if state is None:
+        raise ValueError("`source` holds no rows: the stream is empty")
+    vector, eigenvalue = state.result()
+    n_heavy = int(state.H.shape[0]) if hasattr(state, "H") else 0
+    return TopEigenvectorResult(vector.astype(dtype), eigenvalue, state.n_rows, n_heavy, state.nbytes, method)
+
+
+def is_stream_source(X):
+    """True when ``X`` is streamed rather than validated as one array (path, dask, iterator, list of batches)."""
+    import os
+
+    if isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask":
+        return True
+    if hasattr(X, "__next__"):
+        return True
+    if isinstance(X, (list, tuple)) and X and (sp.issparse(X[0]) or (isinstance(X[0], np.ndarray) and X[0].ndim == 2)):
+        return True
+    return isinstance(X, np.memmap) and X.ndim == 2 and bool(X.filename) and _is_whole_npy(X)
+
+
+__all__ = ["TopEigenvectorResult", "top_eigenvector_stream", "is_stream_source"]
