@@ -331,15 +331,14 @@ def _propagate_block(M_block, source, res_block, weight, params, engine="numba")
         from lowrank.graphs import _fastrp_kernels as kernels
 
         indptr, indices, data = M_block.indptr, M_block.indices, M_block.data
+        flags = (float(weight), bool(params.normalize), bool(params.propagate_normalized))
         if sp.issparse(source):
-            kernels.propagate_sparse(
-                indptr, indices, data, source.indptr, source.indices, source.data, out, res_block, weight,
-                params.normalize, params.propagate_normalized,
+            kernels.run_parallel(
+                kernels.propagate_sparse, indptr, indices, data, source.indptr, source.indices, source.data, out,
+                res_block, *flags,
             )
         else:
-            kernels.propagate_dense(
-                indptr, indices, data, source, out, res_block, weight, params.normalize, params.propagate_normalized
-            )
+            kernels.run_parallel(kernels.propagate_dense, indptr, indices, data, source, out, res_block, *flags)
     else:
         from lowrank.graphs._fastrp_kernels import finish_rows_numpy
 

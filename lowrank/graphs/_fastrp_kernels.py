@@ -1,11 +1,17 @@
-"""numba kernels of FastRP: one propagation step ``U_out = M @ U_prev`` over a block of rows, fused
+"""numba kernels of FastRP: one propagation step ``U_out = M @ U_prev`` over a range of rows, fused
 with the per-row work that follows it (norm, weighted accumulation, optional normalization).
+
+The kernels are serial and release the GIL; :func:`run_parallel` spreads row ranges over a
+thread pool. (A ``prange`` version runs as fast but takes many times longer to compile.)
 
 Every output row depends only on its own row of ``M`` and on ``U_prev``, with a fixed order of
 operations, so a row block computed anywhere (a thread, a Dask worker) equals the same rows of a
 whole-matrix run bit for bit. :func:`finish_rows_numpy` and the scipy products in
 :mod:`lowrank.graphs.fastrp` are the plain-numpy reference the tests compare against.
 """
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -30,11 +36,13 @@ def _finish_row(out, res, weight, normalize, propagate_normalized):
             out[k] *= inv
 
 
-@numba.njit(parallel=True)
-def propagate_sparse(indptr, indices, data, r_indptr, r_indices, r_data, out, res, weight, normalize, propagate_normalized):
-    """First step: ``out = M @ R`` with ``R`` sparse (CSR arrays ``r_*``), then finish each row."""
-    n_rows, d = out.shape
-    for i in numba.prange(n_rows):
+@numba.njit(nogil=True)
+def propagate_sparse(
+    start, stop, indptr, indices, data, r_indptr, r_indices, r_data, out, res, weight, normalize, propagate_normalized
+):
+    """First step on rows ``start:stop``: ``out = M @ R`` with ``R`` sparse (CSR arrays ``r_*``), then finish each row."""
+    d = out.shape[1]
+    for i in range(start, stop):
         row = out[i]
         for k in range(d):
             row[k] = 0.0
@@ -46,11 +54,11 @@ def propagate_sparse(indptr, indices, data, r_indptr, r_indices, r_data, out, re
         _finish_row(row, res[i], weight, normalize, propagate_normalized)
 
 
-@numba.njit(parallel=True)
-def propagate_dense(indptr, indices, data, prev, out, res, weight, normalize, propagate_normalized):
-    """Later steps: ``out = M @ prev`` with ``prev`` dense, then finish each row."""
-    n_rows, d = out.shape
-    for i in numba.prange(n_rows):
+@numba.njit(nogil=True)
+def propagate_dense(start, stop, indptr, indices, data, prev, out, res, weight, normalize, propagate_normalized):
+    """Later steps on rows ``start:stop``: ``out = M @ prev`` with ``prev`` dense, then finish each row."""
+    d = out.shape[1]
+    for i in range(start, stop):
         row = out[i]
         for k in range(d):
             row[k] = 0.0
@@ -60,6 +68,26 @@ def propagate_dense(indptr, indices, data, prev, out, res, weight, normalize, pr
             for k in range(d):
                 row[k] += w * src[k]
         _finish_row(row, res[i], weight, normalize, propagate_normalized)
+
+
+def run_parallel(kernel, indptr, *args):
+    """Run ``kernel(start, stop, indptr, *args)`` over row ranges of about equal work on a thread pool.
+
+    Rows are independent, so the split does not change any result bit.
+    """
+    n = indptr.size - 1
+    n_threads = max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+    if n_threads == 1 or indptr[-1] < 50_000:
+        kernel(0, n, indptr, *args)
+        return
+    n_chunks = 4 * n_threads
+    work = indptr + np.arange(n + 1)  # arcs plus one per row (rows cost something even when empty)
+    cuts = np.searchsorted(work, np.linspace(0, work[-1], n_chunks + 1)[1:-1])
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+    with ThreadPoolExecutor(n_threads) as pool:
+        futures = [pool.submit(kernel, int(a), int(b), indptr, *args) for a, b in zip(bounds[:-1], bounds[1:])]
+        for f in futures:
+            f.result()
 
 
 def finish_rows_numpy(out, res, weight, normalize, propagate_normalized):
