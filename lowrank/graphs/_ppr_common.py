@@ -1,0 +1,182 @@
+"""Pieces shared by the exact PPR solvers and PowerWalk: graph -> transition, seeds -> personalization."""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+
+from lowrank._utils.validation import check_float
+from lowrank.graphs._input import Adjacency, as_adjacency
+
+
+class Transition:
+    """Row-stochastic transition ``P = D^-1 A`` of a graph, in the arrays the kernels read.
+
+    Attributes: ``indptr, indices, probs`` (CSR of P, row = source), ``out_degree`` (number of
+    out-arcs), ``dangling`` (bool, no out-arc), ``n``.
+    """
+
+    def __init__(self, A):
+        A = sp.csr_matrix(A)
+        strength = np.asarray(A.sum(axis=1)).ravel()
+        self.n = A.shape[0]
+        self.indptr = A.indptr.astype(np.int64)
+        self.indices = A.indices.astype(np.int64)
+        self.out_degree = np.diff(self.indptr)
+        self.dangling = strength == 0
+        inv = np.zeros_like(strength)
+        np.divide(1.0, strength, out=inv, where=~self.dangling)
+        self.probs = A.data * np.repeat(inv, self.out_degree)
+
+    def matrix(self):
+        """P as a scipy CSR matrix."""
+        return sp.csr_matrix((self.probs, self.indices, self.indptr), shape=(self.n, self.n))
+
+    def transposed(self, mask_sources=None):
+        """CSR arrays of ``P^T`` (row v lists the in-arcs of v), for the gather kernels.
+
+        ``mask_sources`` (bool, n): arcs leaving these vertices get probability 0. Cached.
+        """
+        if mask_sources is None and getattr(self, "_t", None) is not None:
+            return self._t
+        M = self.matrix()
+        if mask_sources is not None:
+            M = sp.csr_matrix((np.where(np.repeat(mask_sources, self.out_degree), 0.0, self.probs), self.indices, self.indptr), shape=M.shape)
+        T = M.T.tocsr()
+        T.sort_indices()
+        out = (T.indptr.astype(np.int64), T.indices.astype(np.int64), T.data)
+        if mask_sources is None:
+            self._t = out
+        return out
+
+    def cumulative(self):
+        """Per-row cumulative transition probabilities (for drawing a weighted out-neighbour)."""
+        cum = np.cumsum(self.probs)
+        starts = np.repeat(cum[self.indptr[:-1]] - self.probs[self.indptr[:-1]], self.out_degree)
+        return cum - starts if cum.size else cum
+
+    def uniform_rows(self):
+        """True when every row's arcs share one weight, so a neighbour is drawn by index alone."""
+        if self.probs.size == 0:
+            return True
+        first = np.repeat(self.probs[self.indptr[:-1][self.out_degree > 0]], self.out_degree[self.out_degree > 0])
+        return bool(np.allclose(self.probs, first, rtol=1e-12, atol=0))
+
+
+def load_graph(graph, weights):
+    """``as_adjacency`` plus the ``weights`` switch: None keeps weights, False drops them, a str names
+    the networkx edge attribute."""
+    if weights is None or weights is True:
+        adj = as_adjacency(graph)
+    elif weights is False:
+        adj = as_adjacency(graph, weight=None)
+        if adj.matrix.nnz:
+            A = adj.matrix.copy()
+            A.data[:] = 1.0
+            adj = Adjacency(A, adj.labels)
+    elif isinstance(weights, str):
+        adj = as_adjacency(graph, weight=weights)
+    else:
+        raise TypeError(f"`weights` must be None, a bool or an edge-attribute name, got {type(weights).__name__}")
+    return adj
+
+
+def check_damping(damping_factor):
+    return check_float(damping_factor, "damping_factor", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+
+
+def personalization_rows(adj, seeds, *, name="seeds"):
+    """Turn ``seeds`` into a CSR (k, n) personalization with rows summing to 1.
+
+    ``seeds``: one vertex (k = 1), a sequence of vertices (one row each), a ``{vertex: weight}``
+    dict (k = 1) or a sequence of such dicts.
+    """
+    n = adj.n_nodes
+    if isinstance(seeds, dict):
+        dicts = [seeds]
+    elif _is_vertex(seeds, adj):
+        idx = adj.index_of([seeds], name=name)
+        return _unit_rows(idx, n)
+    else:
+        if isinstance(seeds, np.ndarray):
+            if seeds.ndim != 1:
+                raise ValueError(f"`{name}` must be a vertex, a 1-D sequence of vertices or a dict, got a {seeds.ndim}-D array")
+            seeds = seeds.tolist()
+        try:
+            seeds = list(seeds)
+        except TypeError:
+            raise TypeError(f"`{name}` must be a vertex, a sequence of vertices or a {{vertex: weight}} dict") from None
+        if not seeds:
+            raise ValueError(f"`{name}` is empty")
+        if not all(isinstance(s, dict) for s in seeds):
+            if any(isinstance(s, dict) for s in seeds):
+                raise TypeError(f"`{name}` mixes dicts and vertices")
+            return _unit_rows(adj.index_of(seeds, name=name), n)
+        dicts = seeds
+    rows, cols, vals = [], [], []
+    for i, d in enumerate(dicts):
+        if not d:
+            raise ValueError(f"`{name}`: a personalization dict is empty")
+        idx = adj.index_of(list(d.keys()), name=name)
+        w = np.asarray(list(d.values()), dtype=np.float64)
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"`{name}`: personalization weights must be finite and non-negative")
+        if w.sum() <= 0:
+            raise ValueError(f"`{name}`: personalization weights must not all be zero")
+        rows.append(np.full(idx.size, i))
+        cols.append(idx)
+        vals.append(w / w.sum())
+    M = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(dicts), n)
+    )
+    M.sum_duplicates()
+    M.sort_indices()
+    M.data /= np.asarray(M.sum(axis=1)).ravel()[np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))]
+    return M
+
+
+def _is_vertex(obj, adj):
+    if isinstance(obj, (numbers.Integral, np.integer)) and not isinstance(obj, bool):
+        return True
+    if adj.labels is not None and not isinstance(obj, (list, np.ndarray, dict, set)):
+        try:
+            return obj in set(adj.labels)
+        except TypeError:
+            return False
+    return isinstance(obj, str)
+
+
+def _unit_rows(idx, n):
+    k = idx.size
+    return sp.csr_matrix((np.ones(k), idx, np.arange(k + 1)), shape=(k, n))
+
+
+def column_batches(k, n, budget_bytes=128 * 2**20, itemsize=8):
+    """Split ``k`` seeds into batches whose (n, batch) blocks stay within ``budget_bytes``."""
+    size = max(1, min(k, budget_bytes // (itemsize * n)))
+    return [(lo, min(k, lo + size)) for lo in range(0, k, size)]
+
+
+def pers_arrays(M):
+    """The CSR arrays of a personalization matrix as the kernels take them."""
+    return M.indptr.astype(np.int64), M.indices.astype(np.int64), M.data.astype(np.float64)
+
+
+def top_k_rows(X, k):
+    """Per row, the ``k`` largest entries sorted by decreasing score (ties: smaller index first)."""
+    n = X.shape[1]
+    if k < n:
+        part = np.argpartition(-X, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), X.shape).copy()
+    vals = np.take_along_axis(X, part, axis=1)
+    order = _row_order(part, vals)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(vals, order, axis=1)
+
+
+def _row_order(part, vals):
+    out = np.empty_like(part)
+    for i in range(part.shape[0]):
+        out[i] = np.lexsort((part[i], -vals[i]))
+    return out

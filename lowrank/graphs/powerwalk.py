@@ -1,0 +1,427 @@
+"""PowerWalk: personalized PageRank from random-walk fingerprints and a vertex-centric decomposition.
+
+Offline, :meth:`PowerWalk.fit` runs ``n_walks`` short random walks from every vertex and stores each
+vertex's *fingerprint*: the visit counts of its walks, a Monte-Carlo estimate of its PPR vector.
+Online, :meth:`PowerWalk.query` runs ``T`` steps of the Jeh-Widom decomposition
+
+    pi_u = (1 - alpha) e_u + alpha sum_v P[u, v] pi_v
+
+from the seeds, pushing flow along the arcs, and closes the flow left after ``T`` steps with the
+fingerprints of the vertices holding it. The answer mixes many vertices' walks, so it is far more
+accurate than any one fingerprint, and its error shrinks like ``alpha^T`` times the fingerprint error.
+
+Random numbers come from a counter-based generator keyed on (seed, source vertex, walk, step), so
+the index is bit-identical for any number of threads and any partitioning of the sources, including
+a Dask fit (``fit(graph, client=...)``), where a lost worker's blocks are simply recomputed.
+"""
+
+import json
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from lowrank._utils.io import load_npz, save_npz
+from lowrank._utils.rng import as_seed
+from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank.graphs._input import Adjacency
+from lowrank.graphs._ppr_common import (
+    Transition,
+    check_damping,
+    column_batches,
+    load_graph,
+    pers_arrays,
+    personalization_rows,
+    top_k_rows,
+)
+
+__all__ = ["PowerWalk"]
+
+logger = logging.getLogger(__name__)
+
+_KIND = "lowrank.graphs.PowerWalk"
+_PARAMS = ("n_walks", "walk_length", "damping_factor", "fingerprint", "degree_threshold", "random_state")
+
+
+class PowerWalk(BaseEstimator):
+    """Personalized PageRank index: random-walk fingerprints + vertex-centric decomposition queries.
+
+    Parameters
+    ----------
+    n_walks : int, default=10
+        Random walks ``R`` started from every vertex.
+    walk_length : int, default=10
+        Maximum steps ``L`` of one walk. A walk stops with probability ``1 - damping_factor`` before
+        each step (the PageRank surfer's teleport), so most walks are shorter; the cap bounds the
+        index size. From a dangling vertex the walk jumps back to its source (the dangling
+        convention of :func:`~lowrank.graphs.personalized_pagerank`).
+    damping_factor : float, default=0.85
+        Probability ``alpha`` of following an arc.
+    fingerprint : {"full_path", "endpoint"}, default="full_path"
+        ``"full_path"``: count every vertex a walk visits (lower variance, about ``R / (1 - alpha)``
+        entries per vertex). ``"endpoint"``: count only where each walk stops (``<= R`` entries).
+    degree_threshold : int, optional
+        Vertices with more out-arcs than this are never expanded at query time: flow reaching them is
+        closed at once with their fingerprint (bounds query cost on graphs with huge hubs). None
+        expands every vertex.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seed of the walks. An int gives the same index on any machine and partitioning.
+
+    Attributes
+    ----------
+    n_nodes_ : int
+        Number of vertices.
+    labels_ : tuple or None
+        Vertex labels (networkx nodes / edge-list ids) or None for ``0..n-1``.
+    adjacency_ : scipy.sparse.csr_matrix of shape (n_nodes_, n_nodes_)
+        The graph (row = source), kept for the decomposition at query time.
+    fingerprint_indptr_ : ndarray of shape (n_nodes_ + 1,), int64
+    fingerprint_indices_ : ndarray of shape (n_entries,), int32
+    fingerprint_counts_ : ndarray of shape (n_entries,), uint16 or uint32
+        CSR fingerprints: row ``u`` lists the vertices ``u``'s walks visited and how often.
+    seed_ : int
+        The counter-RNG seed actually used.
+    nbytes_ : int
+        Memory held by the fitted index (fingerprints and graph), in bytes.
+
+    References
+    ----------
+    .. [1] Q. Liu, Z. Li, J. C. S. Lui, J. Cheng, "PowerWalk: Scalable Personalized PageRank via
+       Random Walks with Vertex-Centric Decomposition", CIKM 2016, arXiv:1608.06054.
+    .. [2] G. Jeh, J. Widom, "Scaling personalized web search", WWW 2003 (the decomposition).
+    .. [3] D. Fogaras, B. Racz, K. Csalogany, T. Sarlos, "Towards scaling fully personalized
+       PageRank", Internet Mathematics 2005 (fingerprints).
+
+    Examples
+    --------
+    >>> import networkx as nx, numpy as np
+    >>> from lowrank.graphs import PowerWalk, personalized_pagerank
+    >>> G = nx.karate_club_graph()
+    >>> pw = PowerWalk(n_walks=50, random_state=0).fit(G)
+    >>> approx = pw.query([0, 33], n_decomp=10)
+    >>> exact = personalized_pagerank(G, [0, 33])
+    >>> bool(np.abs(approx - exact).sum(axis=1).max() < 0.05)
+    True
+    """
+
+    _sklearn_skip_checks = "PowerWalk is fitted on a graph (adjacency / networkx / edge list), not an X array"
+
+    def __init__(
+        self,
+        n_walks=10,
+        walk_length=10,
+        damping_factor=0.85,
+        fingerprint="full_path",
+        degree_threshold=None,
+        random_state=None,
+    ):
+        self.n_walks = n_walks
+        self.walk_length = walk_length
+        self.damping_factor = damping_factor
+        self.fingerprint = fingerprint
+        self.degree_threshold = degree_threshold
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = True
+        tags.input_tags.sparse = True
+        tags.input_tags.two_d_array = False
+        tags.target_tags.required = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, graph, y=None, *, weights=None, client=None, n_blocks=None):
+        """Build the fingerprint index.
+
+        Parameters
+        ----------
+        graph : scipy sparse matrix, numpy array, networkx graph, str or os.PathLike
+            See :func:`lowrank.graphs.as_adjacency` (row = source; weighted, directed allowed).
+        y : None
+            Ignored.
+        weights : None, bool or str, default=None
+            As in :func:`~lowrank.graphs.personalized_pagerank`.
+        client : distributed.Client or "auto", optional
+            Build fingerprint blocks on this Dask cluster: the graph is broadcast once and the
+            sources are split into ``n_blocks`` blocks. ``"auto"`` uses the active client if there
+            is one. The index is identical to the local one for the same ``random_state``.
+        n_blocks : int, optional
+            Number of source blocks for the Dask fit. Default: 4 per worker thread.
+
+        Returns
+        -------
+        self : PowerWalk
+        """
+        self._check_params()
+        adj = load_graph(graph, weights)
+        if client is not None:
+            from lowrank.distributed import resolve_client
+
+            client = resolve_client(None if client == "auto" else client)
+        self._fit_adjacency(adj, client=client, n_blocks=n_blocks)
+        return self
+
+    def _check_params(self):
+        self._alpha = check_damping(self.damping_factor)
+        check_int(self.n_walks, "n_walks", low=1, high=2**31 - 1)
+        check_int(self.walk_length, "walk_length", low=1, high=2**31 - 1)
+        check_choice(self.fingerprint, "fingerprint", ("full_path", "endpoint"))
+        if self.degree_threshold is not None:
+            check_int(self.degree_threshold, "degree_threshold", low=0)
+
+    def _fit_adjacency(self, adj, *, client=None, n_blocks=None):
+        if not hasattr(self, "_alpha"):
+            self._check_params()
+        self.seed_ = as_seed(self.random_state, name="random_state")
+        tr = Transition(adj.matrix)
+        walk = _walk_arrays(tr)
+        args = (self.seed_, int(self.n_walks), int(self.walk_length), self._alpha, self.fingerprint == "endpoint")
+        if client is None:
+            counts, indices, visits = fingerprint_block(walk, 0, tr.n, *args)
+        else:
+            counts, indices, visits = _fit_dask(client, walk, tr.n, args, n_blocks)
+        self.n_nodes_ = tr.n
+        self.labels_ = adj.labels
+        self.adjacency_ = adj.matrix
+        self.fingerprint_indptr_ = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.fingerprint_indices_ = indices
+        self.fingerprint_counts_ = visits
+        self._transition = tr
+        self.nbytes_ = self._nbytes()
+        logger.debug("PowerWalk index: %d entries, %.1f MB", indices.size, self.nbytes_ / 1e6)
+        return self
+
+    def _nbytes(self):
+        A = self.adjacency_
+        arrays = (self.fingerprint_indptr_, self.fingerprint_indices_, self.fingerprint_counts_)
+        return int(sum(a.nbytes for a in arrays) + A.data.nbytes + A.indices.nbytes + A.indptr.nbytes)
+
+    # ------------------------------------------------------------------ query
+
+    def query(self, seeds, *, n_decomp=10, threshold=None, top_k=None):
+        """Approximate PPR vectors of ``seeds`` (one row per seed, batch processed together).
+
+        Parameters
+        ----------
+        seeds : vertex, sequence of vertices, dict or sequence of dicts
+            As in :func:`~lowrank.graphs.personalized_pagerank`.
+        n_decomp : int, default=10
+            Decomposition steps ``T``; 0 returns the (mixed) fingerprints of the seeds.
+        threshold : float, optional
+            Flow ``r(u) < threshold * out_degree(u)`` is closed with ``u``'s fingerprint at once
+            instead of being expanded, seed by seed on a sparse frontier: cheaper on graphs where
+            PPR is local, less accurate (no mass is dropped). Default 0: the whole batch moves
+            through the ``T`` steps together as one row-major block (PowerWalk's shared
+            decomposition), one pass over the arcs per step for all seeds.
+        top_k : int, optional
+            Return ``(indices, scores)`` of the ``top_k`` best vertices per seed.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_seeds, n_nodes_), or (indices, scores) of shape (n_seeds, top_k)
+            Each row sums to 1.
+
+        Raises
+        ------
+        ValueError
+            Unknown seed, negative ``n_decomp`` or ``threshold``, bad ``top_k``.
+        """
+        check_is_fitted(self, "fingerprint_indptr_")
+        n_decomp = check_int(n_decomp, "n_decomp", low=0)
+        threshold = self._default_threshold() if threshold is None else check_float(threshold, "threshold", low=0.0)
+        if top_k is not None:
+            top_k = check_int(top_k, "top_k", low=1, high=self.n_nodes_)
+        P = personalization_rows(Adjacency(self.adjacency_, self.labels_), seeds)
+        X = self._query_rows(P, n_decomp=n_decomp, threshold=threshold)
+        return top_k_rows(X, top_k) if top_k is not None else X
+
+    @staticmethod
+    def _default_threshold():
+        return 0.0
+
+    def _query_rows(self, P, *, n_decomp, threshold):
+        from lowrank.graphs import _ppr_kernels as K
+
+        tr = getattr(self, "_transition", None)
+        if tr is None:
+            tr = self._transition = Transition(self.adjacency_)
+        alpha = check_damping(self.damping_factor)
+        counts = self.fingerprint_counts_
+        totals = np.add.reduceat(counts.astype(np.int64), self.fingerprint_indptr_[:-1])
+        scale = 1.0 / totals
+        hubs = np.zeros(tr.n, dtype=np.bool_)
+        if self.degree_threshold is not None:
+            hubs = tr.out_degree > self.degree_threshold
+        out = np.empty((P.shape[0], tr.n))
+        if threshold > 0:
+            out[:] = 0.0
+            p_indptr, p_indices, p_values = pers_arrays(P)
+            K.decompose_query(
+                tr.indptr, tr.indices, tr.probs, tr.dangling, ~hubs, p_indptr, p_indices, p_values,
+                self.fingerprint_indptr_, self.fingerprint_indices_, counts, scale, alpha, n_decomp, threshold, out,
+            )
+            return out
+        t_indptr, t_indices, t_probs = tr.transposed(mask_sources=hubs if hubs.any() else None)
+        hub_idx = np.flatnonzero(hubs).astype(np.int64)
+        hub_pos = np.full(tr.n, -1, dtype=np.int64)
+        hub_pos[hub_idx] = np.arange(hub_idx.size)
+        dangling_idx = np.flatnonzero(tr.dangling).astype(np.int64)
+        ft_indptr, ft_indices, ft_values = self._fingerprints_transposed(scale)
+        # float32 flow blocks: half the memory traffic of float64, far below the method's error
+        for lo, hi in column_batches(P.shape[0], tr.n, itemsize=4):
+            Pb = P[lo:hi]
+            PT = Pb.T.tocsr()
+            R = np.ascontiguousarray(Pb.toarray().T, dtype=np.float32)
+            est = np.zeros_like(R)
+            hub_flow = np.zeros((hub_idx.size, hi - lo))
+            R = K.decompose_block(
+                t_indptr, t_indices, t_probs, dangling_idx, hub_pos,
+                PT.indptr.astype(np.int64), PT.indices.astype(np.int64), PT.data.astype(np.float64),
+                R, n_decomp, alpha, est, hub_flow,
+            )
+            R[hub_idx] += hub_flow
+            K.close_block(ft_indptr, ft_indices, ft_values, R, est)
+            out[lo:hi] = est.T
+        return out
+
+    def _fingerprints_transposed(self, scale):
+        """CSR of ``F^T`` with normalized float32 values, built at the first batched query (cached)."""
+        cached = getattr(self, "_ft", None)
+        if cached is not None and cached[0] is self.fingerprint_indices_:
+            return cached[1]
+        n = self.n_nodes_
+        lengths = np.diff(self.fingerprint_indptr_)
+        values = (self.fingerprint_counts_ * np.repeat(scale, lengths)).astype(np.float32)
+        F = sp.csr_matrix((values, self.fingerprint_indices_, self.fingerprint_indptr_), shape=(n, n))
+        FT = F.T.tocsr()
+        arrays = (FT.indptr.astype(np.int64), FT.indices.astype(np.int32), FT.data)
+        self._ft = (self.fingerprint_indices_, arrays)
+        return arrays
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path):
+        """Write the fitted index to ``path`` (``.npz``), atomically.
+
+        Raises
+        ------
+        ValueError
+            When vertex labels are not all str or int (they are stored as JSON).
+        """
+        check_is_fitted(self, "fingerprint_indptr_")
+        labels = self.labels_
+        if labels is not None:
+            if not all(isinstance(v, (str, int, np.integer)) and not isinstance(v, bool) for v in labels):
+                raise ValueError("PowerWalk.save: vertex labels must be str or int to be saved")
+            labels = [v if isinstance(v, str) else int(v) for v in labels]
+        params = self.get_params()
+        if not (params["random_state"] is None or isinstance(params["random_state"], (int, np.integer))):
+            params["random_state"] = None
+        elif params["random_state"] is not None:
+            params["random_state"] = int(params["random_state"])
+        A = self.adjacency_
+        arrays = {
+            "fingerprint_indptr": self.fingerprint_indptr_,
+            "fingerprint_indices": self.fingerprint_indices_,
+            "fingerprint_counts": self.fingerprint_counts_,
+            "adj_indptr": A.indptr,
+            "adj_indices": A.indices,
+            "adj_data": A.data,
+        }
+        meta = {"params": params, "seed": str(self.seed_), "n_nodes": self.n_nodes_, "labels": labels}
+        json.dumps(meta)
+        save_npz(path, arrays, kind=_KIND, meta=meta)
+
+    @classmethod
+    def load(cls, path):
+        """Read an index written by :meth:`save`; queries give bit-identical answers."""
+        arrays, meta = load_npz(path, kind=_KIND)
+        est = cls(**meta["params"])
+        n = int(meta["n_nodes"])
+        est.n_nodes_ = n
+        est.labels_ = None if meta["labels"] is None else tuple(meta["labels"])
+        est.seed_ = int(meta["seed"])
+        est.adjacency_ = sp.csr_matrix((arrays["adj_data"], arrays["adj_indices"], arrays["adj_indptr"]), shape=(n, n))
+        est.fingerprint_indptr_ = arrays["fingerprint_indptr"]
+        est.fingerprint_indices_ = arrays["fingerprint_indices"]
+        est.fingerprint_counts_ = arrays["fingerprint_counts"]
+        est.nbytes_ = est._nbytes()
+        return est
+
+
+# ---------------------------------------------------------------------- fingerprint blocks
+
+
+def _walk_arrays(tr):
+    """What a walker needs: CSR of the graph and, for weighted rows, cumulative probabilities."""
+    uniform = tr.uniform_rows()
+    cum = np.zeros(1) if uniform else tr.cumulative()
+    return (tr.indptr, tr.indices.astype(np.int32), cum, uniform)
+
+
+def _count_dtype(n_walks, walk_length, endpoint):
+    cap = n_walks * (1 if endpoint else walk_length + 1)
+    return np.uint16 if cap < 2**16 else np.uint32
+
+
+def fingerprint_block(walk, lo, hi, seed, n_walks, walk_length, alpha, endpoint):
+    """Fingerprints of sources ``lo..hi-1``: (entries per source, vertex ids, visit counts).
+
+    A pure function of its arguments: the counter RNG makes every block independent, so blocks may
+    run anywhere (threads, Dask workers, a retry after a lost worker) and concatenate to one index.
+    """
+    from lowrank.graphs import _ppr_kernels as K
+
+    indptr, indices, cum, uniform = walk
+    cap = n_walks * (1 if endpoint else walk_length + 1)
+    dtype = _count_dtype(n_walks, walk_length, endpoint)
+    # sources go through in slices so the (slice, cap) scratch stays small (~10 MB)
+    step = max(1, min(hi - lo, (10 * 2**20) // (6 * cap)))
+    buf_idx = np.empty((step, cap), dtype=np.int32)
+    buf_cnt = np.empty((step, cap), dtype=dtype)
+    counts, indices_out, visits_out = [], [], []
+    for start in range(lo, hi, step):
+        sources = np.arange(start, min(hi, start + step), dtype=np.int64)
+        c = K.fingerprint_walks(
+            sources, seed, n_walks, walk_length, alpha, endpoint, indptr, indices, cum, uniform, buf_idx, buf_cnt
+        )
+        total = int(c.sum())
+        idx = np.empty(total, dtype=np.int32)
+        cnt = np.empty(total, dtype=dtype)
+        K.compact_rows(buf_idx, buf_cnt, c, idx, cnt)
+        counts.append(c)
+        indices_out.append(idx)
+        visits_out.append(cnt)
+    return np.concatenate(counts), np.concatenate(indices_out), np.concatenate(visits_out)
+
+
+def _fit_dask(client, walk, n, args, n_blocks):
+    if n_blocks is None:
+        n_blocks = 4 * max(1, sum(client.nthreads().values()))
+    n_blocks = check_int(n_blocks, "n_blocks", low=1)
+    n_blocks = min(n_blocks, n)
+    bounds = [(b * n // n_blocks, (b + 1) * n // n_blocks) for b in range(n_blocks)]
+    futures = submit_blocks(client, walk, bounds, args)
+    return assemble_blocks(client.gather(futures))
+
+
+def submit_blocks(client, walk, bounds, args):
+    """Scatter the graph to every worker once and submit one task per source block (pure, retryable)."""
+    [graph] = client.scatter([walk], broadcast=True, hash=False)
+    return [
+        client.submit(fingerprint_block, graph, lo, hi, *args, pure=False, retries=2)
+        for lo, hi in bounds
+    ]
+
+
+def assemble_blocks(blocks):
+    """Concatenate block results in source order into (counts, indices, visits)."""
+    counts = np.concatenate([b[0] for b in blocks])
+    indices = np.concatenate([b[1] for b in blocks])
+    visits = np.concatenate([b[2] for b in blocks])
+    return counts, indices, visits
