@@ -17,6 +17,7 @@ __getattr__, __dir__, __all__ = attach(
         "load_hyperspectral": "hyperspectral",
         "continuous_tensor": "tensors",
         "load_temperatures": "tensors",
+        "load_continuous_tensor": "tensors",
         "planted_gap_stream": "streams",
         "docstring_corpus": "text",
         "synthetic_ctr": "ctr",
