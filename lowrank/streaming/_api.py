@@ -12,7 +12,7 @@ from lowrank.streaming._random_order import RandomOrderState
 
 METHODS = ("random_order", "oja", "exact")
 _DEFAULTS = {
-    "random_order": {"n_vectors": 4, "max_heavy": 32, "heavy_threshold": 1.0, "min_block_rows": None},
+    "random_order": {"n_vectors": 4, "max_heavy": 32, "heavy_threshold": None, "min_block_rows": None},
     "oja": {"n_rates": 8, "target_growth": 2.0},
     "exact": {},
 }
@@ -72,7 +72,8 @@ def check_options(method, options):
     if method == "random_order":
         out["n_vectors"] = check_int(out["n_vectors"], "n_vectors", low=1)
         out["max_heavy"] = check_int(out["max_heavy"], "max_heavy", low=0)
-        out["heavy_threshold"] = check_float(out["heavy_threshold"], "heavy_threshold", low=0.0, low_inclusive=False)
+        if out["heavy_threshold"] is not None:
+            out["heavy_threshold"] = check_float(out["heavy_threshold"], "heavy_threshold", low=0.0, low_inclusive=False)
         if out["min_block_rows"] is not None:
             out["min_block_rows"] = check_int(out["min_block_rows"], "min_block_rows", low=1)
     elif method == "oja":
@@ -149,8 +150,8 @@ def top_eigenvector_stream(source, *, method="random_order", batch_rows=10_000, 
         Seed of the random start.
     **options
         ``"random_order"``: ``n_vectors=4`` (block size of the power iteration), ``max_heavy=32``
-        (most rows kept exactly), ``heavy_threshold=1.0`` (``c``: a row is heavy when
-        ``||a||^2 >= ||A_{1:t}||_F^2 / (c d)``), ``min_block_rows=None`` (first block; default
+        (most rows kept exactly), ``heavy_threshold=None`` (``c``: a row is heavy when
+        ``||a||^2 >= ||A_{1:t}||_F^2 / (c d)``; None means ``c = max(1, log2 d)``), ``min_block_rows=None`` (first block; default
         ``max(2 d, 256)``). ``"oja"``: ``n_rates=8`` (copies on the rate grid),
         ``target_growth=2.0`` (log-norm growth, in units of ``log d``, that accepts a rate).
 

@@ -141,7 +141,7 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
     """Top eigenvector of ``A^T A`` from a random-order row stream, heavy rows kept exactly.
 
     Kacham & Woodruff's random-order method: rows whose squared norm is at least
-    ``||A_{1:t}||_F^2 / (c d)`` (heavy) are stored exactly (at most ``max_heavy``); the light rows
+    ``||A_{1:t}||_F^2 / (c d)`` (heavy; ``c = log2 d``) are stored exactly (at most ``max_heavy``); the light rows
     drive a block power iteration in which step ``t`` reads a fresh, doubling block of the stream,
     each step closed by a Rayleigh-Ritz on the Nystrom approximation of the light Gram plus the
     heavy rows. Memory is ``O((n_vectors + h) d)``, time one read of each row; no learning rate.
@@ -154,8 +154,9 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
         decays beyond ``sigma_2``; the cost per row grows linearly).
     max_heavy : int, default=32
         Most rows kept exactly; 0 disables the heavy-row handling (every row is sampled).
-    heavy_threshold : float, default=1.0
-        ``c`` in the heavy-row test ``||a||^2 >= ||A_{1:t}||_F^2 / (c d)`` (larger keeps more rows).
+    heavy_threshold : float or None, default=None
+        ``c`` in the heavy-row test ``||a||^2 >= ||A_{1:t}||_F^2 / (c d)`` (larger keeps more rows);
+        None means ``c = max(1, log2 d)``, the paper's ``d polylog d``.
     min_block_rows : int or None, default=None
         Rows of the first power-iteration block; ``None`` means ``max(2 d, 256)``.
     random_state : None, int or numpy.random.Generator, default=None
@@ -187,7 +188,7 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
 
     _method = "random_order"
 
-    def __init__(self, n_vectors=4, *, max_heavy=32, heavy_threshold=1.0, min_block_rows=None, random_state=None):
+    def __init__(self, n_vectors=4, *, max_heavy=32, heavy_threshold=None, min_block_rows=None, random_state=None):
         self.n_vectors = n_vectors
         self.max_heavy = max_heavy
         self.heavy_threshold = heavy_threshold

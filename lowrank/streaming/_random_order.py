@@ -4,7 +4,7 @@ The state runs power iteration on ``A^T A`` where step ``t`` reads a fresh conti
 the stream. In a uniformly random order a block of ``m`` light rows is a uniform sample of
 all light rows, so ``(n_light / m) B^T B`` is an unbiased estimate of their Gram matrix ``L^T L``
 (and a spectrally accurate one, by matrix concentration, precisely because the rows are light).
-Heavy rows (``||a||^2 >= ||A||_F^2 / (c d)``) break that concentration, so they are never
+Heavy rows (``||a||^2 >= ||A||_F^2 / (c d)``, ``c = log2 d`` by default) break that concentration, so they are never
 sampled: they are kept exactly, ``h`` rows of ``d`` numbers, and ``H^T H`` enters every step
 exactly. Each step ends with a Rayleigh-Ritz on
 
@@ -39,7 +39,8 @@ class RandomOrderState:
         self.dtype = np.dtype(dtype)
         self.p = min(n_vectors, d)
         self.max_heavy = max_heavy
-        self.inv_cd = 1.0 / (heavy_threshold * d)
+        c = heavy_threshold if heavy_threshold is not None else max(1.0, np.log2(d))
+        self.inv_cd = 1.0 / (c * d)
         self.min_block = min_block_rows if min_block_rows is not None else max(2 * d, 256)
         self.Z = _orth(rng.standard_normal((d, self.p)))
         self.YT = np.zeros((self.p, d))
