@@ -152,7 +152,7 @@ def compress_afm(model, calibration, *, rank=None, energy=None, budget=None, bud
         spectra[name] = (w, V)
     modules = dict(work.named_modules())
     ranks = _choose_ranks({n: modules[n] for n in named}, {n: s[0] for n, s in spectra.items()},
-                          rank, energy, budget, budget_metric)
+                          rank, energy, budget, budget_metric, explicit=targets is not None)
     report = CompressionReport("afm", model_params_before=_count(model))
     for name in named:
         module = modules[name]
@@ -211,7 +211,7 @@ def compress_weight_svd(model, *, rank=None, energy=None, budget=None, budget_me
         U, s, Vh = torch.linalg.svd(W, full_matrices=False)
         svds[name] = (U, s, Vh)
     ranks = _choose_ranks({n: modules[n] for n in named}, {n: svds[n][1] ** 2 for n in named},
-                          rank, energy, budget, budget_metric)
+                          rank, energy, budget, budget_metric, explicit=targets is not None)
     report = CompressionReport("weight_svd", model_params_before=_count(model))
     for name in named:
         module = modules[name]
@@ -267,6 +267,10 @@ def _select_targets(model, targets):
                 raise TypeError(f"`targets` entries must be name patterns or module types, got {t!r}")
             if not hits:
                 raise ValueError(f"`targets`: {t!r} matches no module of the model")
+            supported = [n for n in hits if isinstance(dict(named)[n], _SUPPORTED)]
+            # A pattern such as "mlp.*" also matches activations: keep its supported layers; a
+            # pattern that names only unsupported modules is an error (reported below).
+            hits = supported or hits
             chosen += [h for h in hits if h not in chosen]
     modules = dict(named)
     for n in chosen:
@@ -368,7 +372,7 @@ def _full_cost(m, metric):
     return m.embedding_dim
 
 
-def _choose_ranks(modules, spectra, rank, energy, budget, metric):
+def _choose_ranks(modules, spectra, rank, energy, budget, metric, explicit=True):
     ranks = {}
     for name, m in modules.items():
         full = _full_rank(m)
@@ -376,7 +380,9 @@ def _choose_ranks(modules, spectra, rank, energy, budget, metric):
             k = rank.get(name, full) if isinstance(rank, dict) else rank
             k = check_int(k, f"rank[{name!r}]" if isinstance(rank, dict) else "rank", low=1)
             if k > _out_dim(m):
-                raise ValueError(f"`rank`={k} is larger than the output width {_out_dim(m)} of layer {name!r}")
+                if explicit:
+                    raise ValueError(f"`rank`={k} is larger than the output width {_out_dim(m)} of layer {name!r}")
+                k = full  # a layer picked by default (e.g. a width-1 output layer) is left as it is
             ranks[name] = min(k, full)
         elif energy is not None:
             w = spectra[name].cpu().numpy()
