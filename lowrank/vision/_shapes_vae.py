@@ -187,8 +187,8 @@ def run_demo(config=TINY, *, traversal_degrees=(-3, -2, -1, 0, 1, 2, 3)):
     """Train, fine-tune and score; returns ``(rows, grids, config)``.
 
     ``rows`` is a list of metric dicts (SeFa on the pre-trained VAE, SeFa on the VAE fine-tuned as
-    long without the projector, the Householder projector after fine-tuning, and the latent axes
-    as a reference); ``grids`` maps a method name to a traversal grid ``(rank, len(degrees), 3, S, S)``.
+    long without the projector, the Householder projector after fine-tuning with unit and with
+    learned singular values, and the VAE's most informative latent axes as a reference); ``grids`` maps a method name to a traversal grid ``(rank, len(degrees), 3, S, S)``.
     """
     device = torch.device(config.device)
     t0 = time.perf_counter()
@@ -220,12 +220,15 @@ def run_demo(config=TINY, *, traversal_degrees=(-3, -2, -1, 0, 1, 2, 3)):
               beta=config.beta, seed=config.seed + 7)
     add("SeFa (fine-tuned)", tuned, closed_form_directions(tuned.style.weight, config.rank), time.perf_counter() - t1)
 
-    t2 = time.perf_counter()
-    proj = copy.deepcopy(vae)
-    proj.style = HouseholderProjector.from_linear(vae.style, config.rank)
-    train_vae(proj, train_x, steps=config.finetune_steps, batch_size=config.batch_size, lr=config.finetune_lr,
-              beta=config.beta, seed=config.seed + 7)
-    add("Householder projector", proj, proj.style.directions(), time.perf_counter() - t2)
+    # The paper's S = [I_k 0; 0 0] (all singular values 1), and learned singular values, which start
+    # the fine-tuning at the truncated SVD of the pre-trained layer (the same function up to rank k).
+    for name, learn_scale in (("Householder projector", False), ("Householder projector (learned scales)", True)):
+        t2 = time.perf_counter()
+        proj = copy.deepcopy(vae)
+        proj.style = HouseholderProjector.from_linear(vae.style, config.rank, learn_scale=learn_scale)
+        train_vae(proj, train_x, steps=config.finetune_steps, batch_size=config.batch_size, lr=config.finetune_lr,
+                  beta=config.beta, seed=config.seed + 7)
+        add(name, proj, proj.style.directions(), time.perf_counter() - t2)
 
     # Reference: the VAE's own latent axes with the largest KL (what a beta-VAE disentangles).
     with torch.no_grad():

@@ -198,12 +198,13 @@ def test_householder_demo_cli(tmp_path):
     assert rc == 0
     result = json.loads((tmp_path / "metrics.json").read_text())
     methods = [r["method"] for r in result["rows"]]
-    assert methods == ["SeFa (pre-trained)", "SeFa (fine-tuned)", "Householder projector", "latent axes (reference)"]
+    assert methods == ["SeFa (pre-trained)", "SeFa (fine-tuned)", "Householder projector",
+                       "Householder projector (learned scales)", "latent axes (reference)"]
     for r in result["rows"]:
         assert 0 <= r["mig"] <= 1 and 0 <= r["dci_disentanglement"] <= 1 + 1e-9
         assert 0 <= r["dci_informativeness"] <= 1 and r["recon_mse"] >= 0 and np.isfinite(r["frechet"])
     pngs = sorted(tmp_path.glob("traversal_*.png"))
-    assert len(pngs) == 4
+    assert len(pngs) == 5
     rank, image = result["config"]["rank"], result["config"]["image_size"]
     assert _read_png_size(pngs[0]) == (2 * (rank * (image + 1) + 1), 2 * (7 * (image + 1) + 1))
     assert "| method |" in (tmp_path / "metrics.md").read_text()

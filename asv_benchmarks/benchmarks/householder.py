@@ -1,0 +1,120 @@
+"""householder_product (compact WY, autograd) against torch.linalg.householder_product, forward + backward.
+
+d = 512 reflections' length, k in {10, 64, 512} reflections (the issue's sizes); a second size
+d = 256 shows the growth. Both build the d x d orthogonal product from k Householder vectors in
+LAPACK's convention (same inputs, same output) and back-propagate a random linear functional.
+"""
+
+import time
+
+import numpy as np
+
+try:
+    import torch
+except ImportError:  # the torch extra is missing: asv skips these benchmarks
+    torch = None
+
+
+def _inputs(d, k, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(d, d, generator=gen)
+    tau = 2.0 / (1.0 + torch.tril(A, -1)[:, :k].pow(2).sum(0))  # every factor a reflection
+    W = torch.randn(d, d, generator=gen)
+    return A, tau, W
+
+
+def _fwd_bwd(fn, A, tau, W):
+    A = A.clone().requires_grad_()
+    tau = tau.clone().requires_grad_()
+    (fn(A, tau) * W).sum().backward()
+    return A.grad
+
+
+def _ours():
+    from lowrank.linalg._householder import householder_product
+
+    return householder_product
+
+
+class HouseholderProduct:
+    """time_/peakmem_ of forward + backward at d in {256, 512}, k in {10, 64, 512} (k <= d)."""
+
+    params = ([256, 512], [10, 64, 512])
+    param_names = ["d", "k"]
+    timeout = 300
+
+    def setup(self, d, k):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        if k > d:
+            raise NotImplementedError("k > d")
+        self.A, self.tau, self.W = _inputs(d, k)
+        self.ours = _ours()
+        _fwd_bwd(self.ours, self.A, self.tau, self.W)  # warm up
+
+    def time_lowrank(self, d, k):
+        _fwd_bwd(self.ours, self.A, self.tau, self.W)
+
+    def time_torch(self, d, k):
+        _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W)
+
+    def peakmem_lowrank(self, d, k):
+        _fwd_bwd(self.ours, self.A, self.tau, self.W)
+
+    def peakmem_torch(self, d, k):
+        _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W)
+
+
+def _best_of(fn, repeat=3):
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+class HouseholderProductRatio:
+    """Speed ratio torch / lowrank of forward + backward at d = 512 (> 1 means lowrank is faster)."""
+
+    params = [10, 64, 512]
+    param_names = ["k"]
+    timeout = 300
+    unit = "ratio"
+
+    def setup(self, k):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        self.A, self.tau, self.W = _inputs(512, k)
+        self.ours = _ours()
+        _fwd_bwd(self.ours, self.A, self.tau, self.W)
+
+    def track_speedup_vs_torch(self, k):
+        ours = _best_of(lambda: _fwd_bwd(self.ours, self.A, self.tau, self.W))
+        peer = _best_of(lambda: _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W), repeat=2)
+        return peer / ours
+
+    def track_max_abs_difference(self, k):
+        g1 = _fwd_bwd(self.ours, self.A, self.tau, self.W)
+        g2 = _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W)
+        return float((g1 - g2).abs().max() / g2.abs().max())
+
+
+class HouseholderProjectorForward:
+    """Building a rank-10 projector weight (512 x 512) and back-propagating through it."""
+
+    params = [64, 512]
+    param_names = ["d"]
+
+    def setup(self, d):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        from lowrank.vision import HouseholderProjector
+
+        torch.manual_seed(0)
+        self.layer = HouseholderProjector(d, d, 10)
+        self.x = torch.randn(256, d)
+
+    def time_forward_backward(self, d):
+        self.layer.zero_grad()
+        self.layer(self.x).sum().backward()
