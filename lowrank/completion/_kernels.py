@@ -114,7 +114,7 @@ def solve_rows_exact(lo, hi, indptr, indices, data, Y, X, alpha, resid2):
 
 @numba.njit(fastmath=_FASTMATH)
 def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
-    """Upper-triangular ``R`` of a QR of the CountSketch ``S A`` (with ``sqrt(alpha) I`` stacked below).
+    """Upper-triangular ``R`` of a QR of the CountSketch ``S A`` with ``sqrt(alpha) I`` stacked below.
 
     Entry ``l`` of the row goes to bucket ``h(l)`` with sign ``sigma(l)``, both read from the
     counter-based generator at ``(seed, row_id, l)``, so the sketch of a row is the same on any
@@ -134,7 +134,16 @@ def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
             sign = 1.0 if (bits >> np.uint64(63)) == np.uint64(0) else -1.0
             for a in range(k):
                 SA[bucket, a] += sign * A[l, a]
-    root = np.sqrt(alpha)
+    # Without regularization a tiny ridge keeps R invertible when the row has fewer observations
+    # than the rank; being a ridge (not a patched diagonal) it keeps the steps in A's row space.
+    ridge = alpha
+    if not ridge > 0.0:
+        frob2 = 0.0
+        for l in range(nnz):
+            for a in range(k):
+                frob2 += A[l, a] * A[l, a]
+        ridge = 1e-12 * frob2 / k if frob2 > 0.0 else 1.0
+    root = np.sqrt(ridge)
     for a in range(k):
         SA[s_rows + a, a] = root
     rows = s_rows + k
@@ -165,14 +174,6 @@ def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
     for a in range(k):
         for c in range(a, k):
             R[a, c] = SA[a, c]
-    # A rank-deficient sketch (fewer observations than the rank, alpha = 0): tiny diagonal floor.
-    top = 0.0
-    for a in range(k):
-        top = max(top, abs(R[a, a]))
-    floor = 1e-8 * top if top > 0.0 else 1.0
-    for a in range(k):
-        if abs(R[a, a]) < floor:
-            R[a, a] = floor
     return R
 
 

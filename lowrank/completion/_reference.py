@@ -27,13 +27,11 @@ def sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
         sign = np.where((bits >> np.uint64(63)) == 0, 1.0, -1.0)
         SA = np.zeros((sketch_rows, k))
         np.add.at(SA, bucket, sign[:, None] * A)
-    R = np.linalg.qr(np.vstack([SA, np.sqrt(alpha) * np.eye(k)]), mode="r")
-    top = np.max(np.abs(np.diag(R)))
-    floor = 1e-8 * top if top > 0 else 1.0
-    d = np.diag(R).copy()
-    d[np.abs(d) < floor] = floor
-    R[np.diag_indices(k)] = d
-    return R
+    ridge = alpha
+    if not ridge > 0:
+        frob2 = float(np.sum(A * A))
+        ridge = 1e-12 * frob2 / k if frob2 > 0 else 1.0
+    return np.linalg.qr(np.vstack([SA, np.sqrt(ridge) * np.eye(k)]), mode="r")
 
 
 def solve_rows_pcg(

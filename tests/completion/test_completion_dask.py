@@ -1,0 +1,43 @@
+"""Row/column blocks on Dask give exactly the local answer for the same seed."""
+
+import numpy as np
+import pytest
+
+from lowrank.completion import complete_matrix
+from lowrank.datasets import planted_low_rank
+
+pytest.importorskip("distributed")
+from distributed.utils_test import gen_cluster  # noqa: E402
+
+CASES = (
+    dict(method="robust_altmin", rng=3, max_iter=6),
+    dict(method="robust_altmin", preconditioner="sketch", rng=4, max_iter=4, alpha=0.1),
+    dict(method="altmin", rng=5, max_iter=4, bias=True, validation_fraction=0.1),
+)
+
+
+def _on_cluster(address, observed, kwargs):
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        return complete_matrix(observed, 3, client=client, **kwargs)
+
+
+@gen_cluster(client=False, nthreads=[("127.0.0.1", 1), ("127.0.0.1", 1)], timeout=180)
+async def test_dask_blocks_equal_local(s, a, b):
+    import asyncio
+
+    planted = planted_low_rank(160, 120, 3, 0.3, noise=0.01, rng=2)
+    for kwargs in CASES:
+        local = complete_matrix(planted.observed, 3, **kwargs)
+        # complete_matrix drives Dask synchronously: run it in a thread while this loop serves the cluster
+        remote = await asyncio.get_running_loop().run_in_executor(None, _on_cluster, s.address, planted.observed, kwargs)
+        np.testing.assert_array_equal(remote.U, local.U)
+        np.testing.assert_array_equal(remote.V, local.V)
+        assert remote.history["train_rmse"] == local.history["train_rmse"]
+
+
+def test_client_must_be_a_client():
+    planted = planted_low_rank(30, 20, 2, 0.5, rng=0)
+    with pytest.raises(TypeError, match="client"):
+        complete_matrix(planted.observed, 2, client="tcp://localhost:8786")
