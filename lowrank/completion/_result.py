@@ -30,6 +30,8 @@ class CompletionResult:
     converged : bool
         Whether the stopping rule was met before ``max_iter``.
     method : str
+    row_ids, col_ids : ndarray or None
+        Identifiers of the rows/columns when saved with them (see :meth:`save`).
     """
 
     def __init__(self, U, V, *, global_mean=0.0, row_bias=None, col_bias=None, history=None, n_iter=0,
@@ -43,6 +45,8 @@ class CompletionResult:
         self.n_iter = int(n_iter)
         self.converged = bool(converged)
         self.method = method
+        self.row_ids = None
+        self.col_ids = None
 
     def __iter__(self):
         return iter((self.U, self.V))
@@ -102,10 +106,20 @@ class CompletionResult:
         B = np.hstack([self.V, np.ones((n, 1)), self.col_bias[:, None]])
         return A, B
 
-    def save(self, path):
-        """Write the result to ``path`` (``.npz``, atomically); :meth:`load` reads it back exactly."""
+    def save(self, path, *, row_ids=None, col_ids=None):
+        """Write the result to ``path`` (``.npz``, atomically); :meth:`load` reads it back exactly.
+
+        ``row_ids`` / ``col_ids`` (e.g. the user and item ids of a ratings file, numbers or
+        strings) are stored alongside and come back as ``result.row_ids`` / ``result.col_ids``.
+        """
         history = {key: np.asarray(val, dtype=np.float64) for key, val in self.history.items()}
         arrays = {"U": self.U, "V": self.V, "row_bias": self.row_bias, "col_bias": self.col_bias}
+        for name, ids, size in (("row_ids", row_ids, self.shape[0]), ("col_ids", col_ids, self.shape[1])):
+            if ids is not None:
+                ids = np.asarray(ids)
+                if ids.shape != (size,) or ids.dtype.kind not in "iuU":
+                    raise ValueError(f"`{name}` must be {size} integers or strings, got {ids.dtype} of shape {ids.shape}")
+                arrays[name] = ids
         arrays.update({f"history_{key}": val for key, val in history.items()})
         meta = {"global_mean": self.global_mean, "n_iter": self.n_iter, "converged": self.converged,
                 "method": self.method, "history_keys": sorted(history)}
@@ -116,6 +130,9 @@ class CompletionResult:
         """Read a result written by :meth:`save`."""
         arrays, meta = load_npz(path, kind=_KIND)
         history = {key: arrays[f"history_{key}"].tolist() for key in meta["history_keys"]}
-        return cls(arrays["U"], arrays["V"], global_mean=meta["global_mean"], row_bias=arrays["row_bias"],
-                   col_bias=arrays["col_bias"], history=history, n_iter=meta["n_iter"],
-                   converged=meta["converged"], method=meta["method"])
+        result = cls(arrays["U"], arrays["V"], global_mean=meta["global_mean"], row_bias=arrays["row_bias"],
+                     col_bias=arrays["col_bias"], history=history, n_iter=meta["n_iter"],
+                     converged=meta["converged"], method=meta["method"])
+        result.row_ids = arrays.get("row_ids")
+        result.col_ids = arrays.get("col_ids")
+        return result
