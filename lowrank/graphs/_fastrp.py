@@ -579,7 +579,10 @@ class FastRP(BaseEstimator):
         self
         """
         if sp.issparse(X) or isinstance(X, np.ndarray) or (hasattr(X, "__array__") and not isinstance(X, str)):
-            X = validate_data(self, X, accept_sparse="csr", dtype=None, reset=True)
+            X = validate_data(self, X, accept_sparse="csr", dtype="numeric", reset=True)
+            data = X.data if sp.issparse(X) else X
+            if data.size and data.min() < 0:
+                raise ValueError("Negative values in data passed to FastRP: graph weights must be non-negative")
         if not isinstance(self.keep_iterations, (bool, np.bool_)):
             raise TypeError(f"`keep_iterations` must be a bool, got {type(self.keep_iterations).__name__}")
         params, A, features, seed = _iv(
@@ -678,6 +681,7 @@ class FastRP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.pairwise = True
         tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
         tags.non_deterministic = self.random_state is None
         tags.requires_fit = True
         return tags

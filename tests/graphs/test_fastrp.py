@@ -256,3 +256,101 @@ if gen_cluster is not None:
             # fastrp drives Dask synchronously: run it in a thread while this loop serves the cluster
             remote = await asyncio.get_running_loop().run_in_executor(None, _fastrp_on_cluster, s.address, A, kwargs)
             np.testing.assert_array_equal(remote, local)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluate_node_classification
+
+
+def test_evaluation_perfect_and_chance_embeddings():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 100)
+    separable = np.eye(4)[labels] * 5 + 0.1 * rng.standard_normal((400, 4))
+    perfect = evaluate_node_classification(separable, labels, train_ratio=0.3, n_repeats=2, rng=0)
+    assert perfect.micro_f1 == 1.0 and perfect.macro_f1 == 1.0
+    noise = evaluate_node_classification(rng.standard_normal((400, 4)), labels, train_ratio=0.5, n_repeats=3, rng=0)
+    assert abs(noise.micro_f1 - 0.25) < 0.1  # chance
+    assert noise.micro_f1_runs.shape == (3,)
+
+
+def test_evaluation_multilabel_top_k_protocol():
+    # each vertex has 1 or 2 labels; an embedding that encodes them exactly must score 1 under top-k
+    rng = np.random.default_rng(1)
+    Y = np.zeros((300, 5), dtype=np.int64)
+    Y[np.arange(300), rng.integers(0, 5, 300)] = 1
+    second = rng.random(300) < 0.4
+    Y[np.flatnonzero(second), rng.integers(0, 5, second.sum())] = 1
+    E = 4.0 * Y + 0.05 * rng.standard_normal(Y.shape)
+    scores = evaluate_node_classification(E, sp.csr_matrix(Y), train_ratio=0.5, n_repeats=1, rng=0)
+    assert scores.micro_f1 == pytest.approx(1.0) and scores.macro_f1 == pytest.approx(1.0)
+    # the same split scored by hand with sklearn, for a noisy embedding
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    E = Y + 1.5 * rng.standard_normal(Y.shape)
+    ours = evaluate_node_classification(E, Y, train_ratio=0.5, n_repeats=1, C=0.5, rng=3)
+    perm = np.random.default_rng(3).permutation(300)
+    train, test = perm[:150], perm[150:]
+    scaler = StandardScaler().fit(E[train])
+    clf = OneVsRestClassifier(LogisticRegression(C=0.5, solver="liblinear")).fit(scaler.transform(E[train]), Y[train])
+    proba = clf.predict_proba(scaler.transform(E[test]))
+    pred = np.zeros_like(Y[test])
+    for row, k in enumerate(Y[test].sum(axis=1)):
+        pred[row, np.argsort(-proba[row], kind="stable")[:k]] = 1
+    assert ours.micro_f1 == pytest.approx(f1_score(Y[test], pred, average="micro"))
+    assert ours.macro_f1 == pytest.approx(f1_score(Y[test], pred, average="macro", zero_division=0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(embedding=np.ones(5)), ValueError, "embedding"),
+        (dict(embedding=np.full((10, 2), np.nan)), ValueError, "embedding"),
+        (dict(labels=np.zeros(9)), ValueError, "labels"),
+        (dict(labels=np.zeros(10)), ValueError, "2 classes"),
+        (dict(labels=np.full((10, 3), 2)), ValueError, "indicator"),
+        (dict(train_ratio=1.0), ValueError, "train_ratio"),
+        (dict(train_ratio=0.01), ValueError, "no training"),
+        (dict(C=0.0), ValueError, "C"),
+        (dict(n_repeats=0), ValueError, "n_repeats"),
+        (dict(solver="adam"), ValueError, "solver"),
+    ],
+)
+def test_evaluation_bad_arguments(kwargs, error, match):
+    args = dict(embedding=np.random.default_rng(0).standard_normal((10, 2)), labels=np.arange(10) % 2)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        evaluate_node_classification(args.pop("embedding"), args.pop("labels"), **args)
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def test_cli_writes_the_embedding(tmp_path):
+    from lowrank.cli import main
+
+    A = _random_graph(n=40, seed=8)
+    coo = sp.triu(A, k=1).tocoo()
+    edges = tmp_path / "edges.txt"
+    edges.write_text("".join(f"{i} {j}\n" for i, j in zip(coo.row, coo.col)))
+    out = tmp_path / "emb.npy"
+    assert main(["fastrp", str(edges), "--dim", "16", "--seed", "3", "--weights", "1", "2", "-o", str(out)]) == 0
+    E = np.load(out)
+    n = int(max(coo.row.max(), coo.col.max())) + 1
+    np.testing.assert_array_equal(E, fastrp(A[:n, :n], 16, iteration_weights=(1.0, 2.0), rng=3))
+
+
+def test_cli_help_and_demo_rows():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "lowrank", "fastrp", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--dim" in out.stdout
+    from lowrank.cli.fastrp import demo
+
+    rows = demo()
+    assert len(rows) == 2
+    assert float(rows[1].quality.split()[1].rstrip(",")) > 0.5  # 10 communities: chance is 0.10
