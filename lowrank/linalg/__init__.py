@@ -6,6 +6,7 @@ Every domain method in lowrank is built on these routines.
 from lowrank.linalg._bases import dct_basis
 from lowrank.linalg._cur import cur, interpolative, select_columns
 from lowrank.linalg._estimator import LowRankApproximation
+from lowrank.linalg._householder import householder_product
 from lowrank.linalg._norms import nuclear_norm_estimate
 from lowrank.linalg._nystrom import nystrom
 from lowrank.linalg._randomized_svd import randomized_svd, svd_flip
@@ -18,6 +19,7 @@ __all__ = [
     "LowRankApproximation",
     "cur",
     "dct_basis",
+    "householder_product",
     "interpolative",
     "nuclear_norm_estimate",
     "nystrom",

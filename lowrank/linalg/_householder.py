@@ -119,11 +119,7 @@ def _iv(V, tau, n_columns):
         raise ValueError("`V` must not contain NaN or infinity")
     if tau is None:
         n_columns = d if n_columns is None else check_int(n_columns, "n_columns", low=1, high=d)
-        if torch_mode:
-            zero = bool(((V * V).sum(-2) == 0).any())
-        else:
-            zero = bool(((V * V).sum(-2) == 0).any())
-        if zero:
+        if bool(((V * V).sum(-2) == 0).any()):
             raise ValueError("every column of `V` must be a nonzero Householder vector (tau=None)")
         return V, None, n_columns, torch_mode
     if n_columns is not None:
@@ -183,7 +179,7 @@ def _product_numpy(V, tau, n_columns):
         ncols = V.shape[-1]
         if k == 0:
             return np.broadcast_to(np.eye(m, ncols, dtype=V.dtype), V.shape).copy()
-        Y = _lapack_vectors(V, k, _np_tril, np.eye(m, k, dtype=V.dtype))
+        Y = _lapack_vectors(V, k, np.tril, np.eye(m, k, dtype=V.dtype))
     k = Y.shape[-1]
     M = np.eye(k, dtype=V.dtype) + tau[..., :, None] * np.triu(np.swapaxes(Y, -1, -2) @ Y, 1)
     rhs = tau[..., :, None] * np.swapaxes(Y[..., :ncols, :], -1, -2)
@@ -194,11 +190,6 @@ def _product_numpy(V, tau, n_columns):
         for idx in np.ndindex(M.shape[:-2]):
             X[idx] = scipy.linalg.solve_triangular(M[idx], rhs[idx], lower=False, unit_diagonal=True, check_finite=False)
     return np.eye(m, ncols, dtype=V.dtype) - Y @ X
-
-
-def _np_tril(A, k):
-    # np.tril works on the last two axes of a stack.
-    return np.tril(A, k)
 
 
 def householder_vectors(Q):

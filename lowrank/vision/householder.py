@@ -9,7 +9,6 @@ latent directions, read off in closed form and traversed to edit samples. SeFa (
 """
 
 import math
-import numbers
 
 import numpy as np
 
@@ -367,8 +366,6 @@ def closed_form_directions(weight, k):
         raise TypeError(f"`weight` must be a real 2-D matrix, got shape {W.shape} and dtype {W.dtype}")
     if not np.isfinite(W).all():
         raise ValueError("`weight` must not contain NaN or infinity")
-    if isinstance(k, bool) or not isinstance(k, (numbers.Integral, np.integer)):
-        raise TypeError(f"`k` must be an integer, got {type(k).__name__} {k!r}")
     k = check_int(k, "k", low=1, high=min(W.shape))
     U, _, Vh = np.linalg.svd(W.astype(np.float64), full_matrices=False)
     # svd_flip on (V, U^T): the largest-|.| entry of each direction becomes positive.
