@@ -17,7 +17,7 @@ class Transition:
     """
 
     def __init__(self, A):
-        A = sp.csr_matrix(A)
+        A = sp.csr_matrix(A, dtype=np.float64)
         strength = np.asarray(A.sum(axis=1)).ravel()
         self.n = A.shape[0]
         self.indptr = A.indptr.astype(np.int64)
@@ -52,8 +52,8 @@ class Transition:
     def cumulative(self):
         """Per-row cumulative transition probabilities (for drawing a weighted out-neighbour)."""
         cum = np.cumsum(self.probs)
-        starts = np.repeat(cum[self.indptr[:-1]] - self.probs[self.indptr[:-1]], self.out_degree)
-        return cum - starts if cum.size else cum
+        before = np.concatenate([[0.0], cum])[self.indptr[:-1]]
+        return cum - np.repeat(before, self.out_degree)
 
     def uniform_rows(self):
         """True when every row's arcs share one weight, so a neighbour is drawn by index alone."""
@@ -65,7 +65,13 @@ class Transition:
 
 def load_graph(graph, weights):
     """``as_adjacency`` plus the ``weights`` switch: None keeps weights, False drops them, a str names
-    the networkx edge attribute."""
+    the networkx edge attribute. An already validated :class:`Adjacency` passes through."""
+    if isinstance(graph, Adjacency) and weights in (None, True):
+        return graph
+    if isinstance(graph, Adjacency):
+        graph = graph.matrix if graph.labels is None else graph  # labels cannot be re-read from a matrix
+        if isinstance(graph, Adjacency):
+            raise TypeError("`weights` cannot be changed on a labelled Adjacency; pass the original graph")
     if weights is None or weights is True:
         adj = as_adjacency(graph)
     elif weights is False:

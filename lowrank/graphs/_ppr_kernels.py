@@ -218,6 +218,11 @@ def fingerprint_walks(sources, seed, n_walks, max_steps, alpha, endpoint, indptr
     return counts
 
 
+# the same kernel without parallel=True, for Dask tasks that already run one per worker thread
+# (numba's workqueue threading layer must not be entered from several threads at once)
+fingerprint_walks_serial = numba.njit(nogil=True)(fingerprint_walks.py_func)
+
+
 @numba.njit
 def compact_rows(buf_idx, buf_cnt, counts, out_idx, out_cnt):
     """Copy the first ``counts[i]`` entries of each buffer row, back to back."""

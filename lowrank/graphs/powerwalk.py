@@ -162,7 +162,15 @@ class PowerWalk(BaseEstimator):
         if client is not None:
             from lowrank.distributed import resolve_client
 
-            client = resolve_client(None if client == "auto" else client)
+            auto = isinstance(client, str) and client == "auto"
+            client = resolve_client(None if auto else client)
+            if client is not None and getattr(client, "asynchronous", False):
+                if not auto:
+                    raise ValueError(
+                        "`client` is asynchronous; PowerWalk.fit drives Dask synchronously: pass a synchronous "
+                        "distributed.Client (or submit_blocks/assemble_blocks from an async context)"
+                    )
+                client = None
         self._fit_adjacency(adj, client=client, n_blocks=n_blocks)
         return self
 
@@ -369,7 +377,7 @@ def _count_dtype(n_walks, walk_length, endpoint):
     return np.uint16 if cap < 2**16 else np.uint32
 
 
-def fingerprint_block(walk, lo, hi, seed, n_walks, walk_length, alpha, endpoint):
+def fingerprint_block(walk, lo, hi, seed, n_walks, walk_length, alpha, endpoint, parallel=True):
     """Fingerprints of sources ``lo..hi-1``: (entries per source, vertex ids, visit counts).
 
     A pure function of its arguments: the counter RNG makes every block independent, so blocks may
@@ -387,7 +395,7 @@ def fingerprint_block(walk, lo, hi, seed, n_walks, walk_length, alpha, endpoint)
     counts, indices_out, visits_out = [], [], []
     for start in range(lo, hi, step):
         sources = np.arange(start, min(hi, start + step), dtype=np.int64)
-        c = K.fingerprint_walks(
+        c = (K.fingerprint_walks if parallel else K.fingerprint_walks_serial)(
             sources, seed, n_walks, walk_length, alpha, endpoint, indptr, indices, cum, uniform, buf_idx, buf_cnt
         )
         total = int(c.sum())
@@ -406,15 +414,20 @@ def _fit_dask(client, walk, n, args, n_blocks):
     n_blocks = check_int(n_blocks, "n_blocks", low=1)
     n_blocks = min(n_blocks, n)
     bounds = [(b * n // n_blocks, (b + 1) * n // n_blocks) for b in range(n_blocks)]
-    futures = submit_blocks(client, walk, bounds, args)
+    [graph] = client.scatter([walk], broadcast=True, hash=False)
+    futures = submit_blocks(client, graph, bounds, args)
     return assemble_blocks(client.gather(futures))
 
 
-def submit_blocks(client, walk, bounds, args):
-    """Scatter the graph to every worker once and submit one task per source block (pure, retryable)."""
-    [graph] = client.scatter([walk], broadcast=True, hash=False)
+def submit_blocks(client, graph, bounds, args):
+    """Submit one task per source block ``(lo, hi)``; ``graph`` is the scattered walk arrays.
+
+    Scatter the graph once with ``client.scatter([walk], broadcast=True, hash=False)`` (awaited for
+    an asynchronous client). Tasks are pure functions of their inputs, so Dask recomputes a lost
+    worker's blocks and they come out identical.
+    """
     return [
-        client.submit(fingerprint_block, graph, lo, hi, *args, pure=False, retries=2)
+        client.submit(fingerprint_block, graph, lo, hi, *args, parallel=False, pure=False, retries=2)
         for lo, hi in bounds
     ]
 
