@@ -6,6 +6,22 @@ import scipy.linalg
 
 from lowrank.linalg._householder import householder_product, householder_vectors
 
+try:
+    import torch
+except ImportError:  # the numpy tests still run without the torch extra
+    torch = None
+
+needs_torch = pytest.mark.skipif(torch is None, reason="needs the torch extra")
+
+
+@pytest.fixture
+def one_torch_thread():
+    # tiny matrices: extra threads only add contention on a shared runner
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 def _explicit_product(V):
     """H_1 H_2 ... H_k formed one dense reflection at a time, in float64."""
@@ -113,9 +129,7 @@ def test_bad_input(kwargs, err, match):
 
 
 # ----------------------------------------------------------------------------- torch
-torch = pytest.importorskip("torch")
-
-
+@needs_torch
 def test_torch_matches_numpy_and_keeps_dtype(rng):
     V = rng.standard_normal((30, 12))
     for dtype in (torch.float32, torch.float64):
@@ -125,8 +139,10 @@ def test_torch_matches_numpy_and_keeps_dtype(rng):
         np.testing.assert_allclose(Qt.numpy(), _explicit_product(V), atol=tol)
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
-def test_torch_orthonormality_d512(dtype, tol):
+@needs_torch
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-12)])
+def test_torch_orthonormality_d512(dtype, tol, one_torch_thread):
+    dtype = getattr(torch, dtype)
     gen = torch.Generator().manual_seed(0)
     V = torch.randn(512, 512, dtype=dtype, generator=gen)
     Q = householder_product(V)
@@ -134,14 +150,16 @@ def test_torch_orthonormality_d512(dtype, tol):
     assert err <= tol
 
 
-def test_torch_lapack_convention_matches_torch_householder_product():
+@needs_torch
+def test_torch_lapack_convention_matches_torch_householder_product(one_torch_thread):
     gen = torch.Generator().manual_seed(1)
     A = torch.randn(4, 11, 7, dtype=torch.float64, generator=gen)
     tau = torch.rand(4, 5, dtype=torch.float64, generator=gen) * 2
     torch.testing.assert_close(householder_product(A, tau), torch.linalg.householder_product(A, tau), atol=1e-12, rtol=0)
 
 
-def test_torch_gradients_match_torch_householder_product():
+@needs_torch
+def test_torch_gradients_match_torch_householder_product(one_torch_thread):
     gen = torch.Generator().manual_seed(2)
     A0 = torch.randn(10, 6, dtype=torch.float64, generator=gen)
     tau0 = 2.0 / (1.0 + torch.tril(A0, -1).pow(2).sum(0))
@@ -155,7 +173,8 @@ def test_torch_gradients_match_torch_householder_product():
     torch.testing.assert_close(grads[0][1], grads[1][1], atol=1e-10, rtol=1e-8)
 
 
-def test_torch_gradcheck_finite_differences():
+@needs_torch
+def test_torch_gradcheck_finite_differences(one_torch_thread):
     gen = torch.Generator().manual_seed(3)
     V = torch.randn(6, 4, dtype=torch.float64, generator=gen, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v: householder_product(v, n_columns=3), (V,))
@@ -164,6 +183,7 @@ def test_torch_gradcheck_finite_differences():
     assert torch.autograd.gradcheck(householder_product, (A, tau))
 
 
+@needs_torch
 def test_torch_batched_and_mixed_inputs_rejected():
     V = torch.randn(2, 5, 3)
     Q = householder_product(V)
@@ -176,6 +196,7 @@ def test_torch_batched_and_mixed_inputs_rejected():
         householder_product(torch.ones(3, 2, dtype=torch.int64))
 
 
+@needs_torch
 @pytest.mark.gpu
 def test_cuda_matches_cpu():
     gen = torch.Generator().manual_seed(4)
