@@ -144,6 +144,21 @@ def test_eigenvalue_and_transform():
     assert est.transform(A[:10]).shape == (10, 1)
 
 
+def test_top_k_block_extension_matches_eigh_subspace():
+    """Ritz vectors 2..k carry over when sigma_k^2 / sigma_{k+1}^2 is a gap too (here 4, 2, 1.5)."""
+    _, A, _, w = _stream(4.0, 2, "end", n=30_000)
+    V = np.linalg.eigh(A.T @ A)[1][:, ::-1][:, :3]
+    est = RandomOrderTopEigenvector(n_components=3, random_state=0).fit(A, batch_rows=3_000)
+    assert est.components_.shape == (3, D) and est.transform(A[:4]).shape == (4, 3)
+    cosines = np.linalg.svd(est.components_ @ V, compute_uv=False)
+    assert cosines.min() > 0.999
+    np.testing.assert_allclose(est.explained_variance_ * est.n_rows_seen_, w[::-1][:3], rtol=0.02)
+    exact = ExactTopEigenvector(n_components=3).fit(A)
+    np.testing.assert_allclose(np.abs(exact.components_ @ V), np.eye(3), atol=1e-10)
+    with pytest.raises(ValueError, match="n_components <= n_vectors"):
+        RandomOrderTopEigenvector(n_components=5).fit(A[:100])
+
+
 # -- memory, dtype, determinism, batching ---------------------------------------------------------
 
 

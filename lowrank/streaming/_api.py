@@ -198,7 +198,8 @@ def top_eigenvector_stream(source, *, method="random_order", batch_rows=10_000, 
         feed(state, batch, index)
     if state is None:
         raise ValueError("`source` holds no rows: the stream is empty")
-    vector, eigenvalue = state.result()
+    V, eigenvalues = state.result(1)
+    vector, eigenvalue = V[:, 0], float(eigenvalues[0])
     n_heavy = int(state.H.shape[0]) if hasattr(state, "H") else 0
     return TopEigenvectorResult(vector.astype(dtype), eigenvalue, state.n_rows, n_heavy, state.nbytes, method)
 

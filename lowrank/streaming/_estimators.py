@@ -14,14 +14,14 @@ _DTYPES = [np.float64, np.float32]
 _ATTRIBUTES_DOC = """
     Attributes
     ----------
-    components_ : ndarray, shape (1, n_features)
-        The unit top eigenvector of ``A^T A`` (sign: largest-magnitude entry positive), in the
-        input's float dtype.
+    components_ : ndarray, shape (n_components, n_features)
+        The unit top eigenvector(s) of ``A^T A`` (sign: largest-magnitude entry positive), in the
+        input's float dtype; one row unless ``n_components > 1``.
     eigenvalue_ : float
         Estimate of ``sigma_1(A)^2``, the top eigenvalue of ``A^T A`` over the rows seen.
-    explained_variance_ : ndarray, shape (1,)
-        ``eigenvalue_ / n_rows_seen_``: the mean squared projection of a row on ``components_``
-        (uncentred: the rows are not centred, as in ``A^T A``).
+    explained_variance_ : ndarray, shape (n_components,)
+        Eigenvalue estimates / ``n_rows_seen_``: the mean squared projection of a row on each
+        component (uncentred: the rows are not centred, as in ``A^T A``).
     n_rows_seen_ : int
         Rows read so far (``partial_fit`` accumulates).
     n_heavy_rows_ : int
@@ -41,25 +41,35 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     def _options(self):
         raise NotImplementedError
 
+    def _n_components(self, n_features):
+        k = getattr(self, "n_components", 1)
+        limit = n_features if self._method != "random_order" else min(n_features, self.n_vectors)
+        k = check_int(k, "n_components", low=1)
+        if k > limit:
+            what = "n_features" if limit == n_features else "n_vectors"
+            raise ValueError(f"`n_components` must satisfy n_components <= {what} = {limit}, got {k}")
+        return k
+
     def _reset(self):
         for name in ("_state", "_dtype"):
             self.__dict__.pop(name, None)
 
     def _start(self, n_features, dtype):
         options = check_options(self._method, self._options())
+        self._k = self._n_components(n_features)
         self._dtype = np.dtype(dtype)
         self._state = make_state(self._method, n_features, self._dtype, options, as_generator(self.random_state))
 
     def _finish(self):
         state = self._state
-        vector, eigenvalue = state.result()
-        self.components_ = vector.astype(self._dtype)[None, :]
-        self.eigenvalue_ = float(eigenvalue)
+        V, eigenvalues = state.result(self._k)
+        self.components_ = V.T.astype(self._dtype)
+        self.eigenvalue_ = float(eigenvalues[0])
         self.n_rows_seen_ = int(state.n_rows)
-        self.explained_variance_ = np.array([eigenvalue / max(state.n_rows, 1)], dtype=self._dtype)
+        self.explained_variance_ = (eigenvalues / max(state.n_rows, 1)).astype(self._dtype)
         self.n_heavy_rows_ = int(state.H.shape[0]) if hasattr(state, "H") else 0
         self.nbytes_ = int(state.nbytes)
-        self._n_features_out = 1
+        self._n_features_out = self.components_.shape[0]
 
     def fit(self, X, y=None, *, batch_rows=10_000):
         """Estimate the top eigenvector from all rows of ``X`` (one pass).
@@ -125,7 +135,7 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return self
 
     def transform(self, X):
-        """Project rows on the top eigenvector: ``X @ components_.T``, shape (n_samples, 1)."""
+        """Project rows on the top eigenvector(s): ``X @ components_.T``, shape (n_samples, n_components)."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=_DTYPES, reset=False)
         return np.asarray(X @ self.components_.T.astype(X.dtype, copy=False))
@@ -152,6 +162,9 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
     n_vectors : int, default=4
         Block size ``p`` of the power iteration (more vectors converge faster when the spectrum
         decays beyond ``sigma_2``; the cost per row grows linearly).
+    n_components : int, default=1
+        Ritz vectors returned, ``n_components <= n_vectors``: the block extension to the top-k
+        eigenvectors (accurate when ``sigma_k^2 / sigma_{k+1}^2`` is a gap too).
     max_heavy : int, default=32
         Most rows kept exactly; 0 disables the heavy-row handling (every row is sampled).
     heavy_threshold : float or None, default=None
@@ -188,8 +201,11 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
 
     _method = "random_order"
 
-    def __init__(self, n_vectors=4, *, max_heavy=32, heavy_threshold=None, min_block_rows=None, random_state=None):
+    def __init__(
+        self, n_vectors=4, *, n_components=1, max_heavy=32, heavy_threshold=None, min_block_rows=None, random_state=None
+    ):
         self.n_vectors = n_vectors
+        self.n_components = n_components
         self.max_heavy = max_heavy
         self.heavy_threshold = heavy_threshold
         self.min_block_rows = min_block_rows
@@ -262,6 +278,8 @@ class ExactTopEigenvector(_StreamingTopEigenvector):
 
     Parameters
     ----------
+    n_components : int, default=1
+        Top eigenvectors returned, ``n_components <= n_features``.
     random_state : None, int or numpy.random.Generator, default=None
         Unused (the method is deterministic); kept for a uniform interface.
     %(attributes)s
@@ -282,7 +300,8 @@ class ExactTopEigenvector(_StreamingTopEigenvector):
 
     _method = "exact"
 
-    def __init__(self, *, random_state=None):
+    def __init__(self, *, n_components=1, random_state=None):
+        self.n_components = n_components
         self.random_state = random_state
 
     def _options(self):

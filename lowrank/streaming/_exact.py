@@ -3,6 +3,8 @@
 import numpy as np
 import scipy.sparse as sp
 
+from lowrank.streaming._random_order import flip_signs
+
 
 class ExactState:
     """``G = sum of X^T X`` over the batches (float64); ``O(d^2)`` memory, exact answer."""
@@ -28,11 +30,9 @@ class ExactState:
         self.G += G
         self.n_rows += X.shape[0]
 
-    def result(self):
+    def result(self, k=1):
         w, V = np.linalg.eigh(self.G)
-        v = V[:, -1]
-        v = v * np.sign(v[np.argmax(np.abs(v))] or 1.0)
-        return v, float(max(w[-1], 0.0))
+        return flip_signs(V[:, ::-1][:, :k]), np.maximum(w[::-1][:k], 0.0)
 
     @property
     def nbytes(self):

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from lowrank.streaming._kernels import _oja_rows_csr, _oja_rows_dense
+from lowrank.streaming._random_order import flip_signs
 
 
 class OjaState:
@@ -51,13 +52,11 @@ class OjaState:
         ok = np.flatnonzero(self.log_norm >= self.target)
         return int(ok[0]) if ok.size else int(np.argmax(self.log_norm))
 
-    def result(self):
+    def result(self, k=1):
         j = self.chosen()
-        v = self.XS[j].copy()
-        v /= np.linalg.norm(v)
-        v = v * np.sign(v[np.argmax(np.abs(v))] or 1.0)
+        v = self.XS[j] / np.linalg.norm(self.XS[j])
         # the energy the iterate captured on the way: close to sigma_1^2 once it has converged
-        return v, float(self.energy[j])
+        return flip_signs(v[:, None]), np.array([self.energy[j]])
 
     @property
     def nbytes(self):

@@ -25,6 +25,15 @@ import scipy.sparse as sp
 from lowrank.streaming._kernels import _gram_rows_csr, _gram_rows_dense
 
 
+def flip_signs(V):
+    """Make the largest-magnitude entry of each column positive (deterministic signs)."""
+    V = np.array(V, copy=True)
+    rows = np.argmax(np.abs(V), axis=0)
+    signs = np.sign(V[rows, np.arange(V.shape[1])])
+    signs[signs == 0] = 1.0
+    return V * signs
+
+
 def _orth(Y):
     Q, _ = np.linalg.qr(Y)
     return Q
@@ -179,8 +188,8 @@ class RandomOrderState:
         self.block_target = max(self.min_block, self.n_rows)
         self.n_blocks += 1
 
-    def result(self):
-        """``(vector, eigenvalue)``: the current estimate of ``v1`` and ``sigma_1^2`` of the rows read."""
+    def result(self, k=1):
+        """``(V, eigenvalues)``: the top-``k`` (``k <= p``) Ritz vectors ``(d, k)`` and their eigenvalues."""
         candidates = []
         if self.last is not None:
             candidates.append(self.last)
@@ -192,10 +201,8 @@ class RandomOrderState:
             Y = Y * (self.n_light / m)
         else:
             Z, Y = self.Z, np.zeros_like(self.Z)
-        V, ev = self._ritz(Z, Y, 1)
-        v = V[:, 0]
-        v = v * np.sign(v[np.argmax(np.abs(v))] or 1.0)
-        return v, float(max(ev[0], 0.0))
+        V, ev = self._ritz(Z, Y, k)
+        return flip_signs(V), np.maximum(ev, 0.0)
 
     @property
     def nbytes(self):
