@@ -110,6 +110,17 @@ def test_training_keeps_partial_isometry_and_fits_target():
     torch.testing.assert_close(s[:3], torch.ones(3, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
+def test_state_dict_round_trips_exactly(tmp_path):
+    torch.manual_seed(9)
+    layer = HouseholderProjector(9, 7, 4, learn_scale=True)
+    with torch.no_grad():
+        layer.log_scale.copy_(torch.randn(4))
+    torch.save(layer.state_dict(), tmp_path / "proj.pt")
+    clone = HouseholderProjector(9, 7, 4, learn_scale=True)
+    clone.load_state_dict(torch.load(tmp_path / "proj.pt"))
+    assert torch.equal(clone.weight, layer.weight) and torch.equal(clone.directions(), layer.directions())
+
+
 def test_projector_bad_input():
     with pytest.raises(ValueError, match="rank"):
         HouseholderProjector(4, 3, 4)
