@@ -2,6 +2,10 @@
 
 import math
 
+import numpy as np
+
+from lowrank._utils.backend import is_torch
+
 from lowrank.tensors._tensor_ops import (
     complete_columns,
     leading_vectors,
@@ -79,7 +83,9 @@ def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
     errors = []
     recon = None
     if M is not None:
-        core = multi_mode_dot(X / _observed_fraction(M, xp), factors, modes, xp, transpose=True)
+        core = _observed_least_squares_core(X, M, factors, modes, xp)
+        if core is None:  # too large for the normal equations: the unbiased spectral core
+            core = multi_mode_dot(X / _observed_fraction(M, xp), factors, modes, xp, transpose=True)
         recon = multi_mode_dot(core, factors, modes, xp)
     for _ in range(n_iter_max):
         Xf = X if M is None else X + (1 - M) * recon
@@ -96,6 +102,37 @@ def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
         if len(errors) > 1 and abs(errors[-2] - errors[-1]) <= tol:
             break
     return core, factors, errors
+
+
+_LS_CORE_MAX_WORK = 2e8
+
+
+def _observed_least_squares_core(X, M, factors, modes, xp):
+    """Core fitting the observed entries exactly in least squares (for the first imputation).
+
+    Normal equations over the observed entries, accumulated in chunks; None when the work
+    ``n_observed * P**2`` (P = core size) would be too large, or for partial decompositions.
+    """
+    if len(modes) != X.ndim or is_torch(X):
+        return None
+    P = math.prod(int(F.shape[1]) for F in factors)
+    idx = np.argwhere(M > 0)
+    if idx.shape[0] * P * P > _LS_CORE_MAX_WORK:
+        return None
+    values = X[tuple(idx.T)]
+    G = np.zeros((P, P))
+    b = np.zeros(P)
+    step = max(1, 2**21 // P)
+    for start in range(0, idx.shape[0], step):
+        rows = idx[start : start + step]
+        phi = np.ones((rows.shape[0], 1))
+        for n, F in enumerate(factors):
+            phi = (phi[:, :, None] * F[rows[:, n]][:, None, :]).reshape(rows.shape[0], -1)
+        G += phi.T @ phi
+        b += phi.T @ values[start : start + step]
+    ridge = 1e-10 * max(np.trace(G) / P, 1e-300)
+    core = np.linalg.solve(G + ridge * np.eye(P), b)
+    return core.reshape([int(F.shape[1]) for F in factors]).astype(X.dtype, copy=False)
 
 
 def _to_numpy(a):

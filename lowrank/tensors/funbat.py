@@ -28,13 +28,14 @@ from lowrank.tensors._statespace import KERNELS, stationary_covariance, transiti
 __all__ = ["FunBaT"]
 
 logger = logging.getLogger("lowrank.tensors")
-_NUMBA_MIN_WORK = 200_000
+_PY_SECONDS_PER_STEP = 75e-6
+_NUMBA_WORTH_SECONDS = 10.0
 
 
 class _Mode:
     """Per-mode state: unique coordinates, grouping of observations, chain parameters, posterior."""
 
-    def __init__(self, coords, order, lengthscale, variance, rank):
+    def __init__(self, coords, order, lengthscale, variance):
         self.uniq, self.inverse = np.unique(coords, return_inverse=True)
         self.order_obs = np.argsort(self.inverse, kind="stable")
         self.starts = np.searchsorted(self.inverse[self.order_obs], np.arange(self.uniq.size))
@@ -42,9 +43,6 @@ class _Mode:
         self.P0 = stationary_covariance(order, lengthscale, variance)
         gaps = np.diff(self.uniq, prepend=self.uniq[0])
         self.A, self.Q = transitions(gaps, order, lengthscale, variance, self.P0)
-        # numba pays a one-off compile (seconds); short chains run the same code uncompiled
-        D = rank * (order + 1)
-        self.use_numba = self.uniq.size * D**3 > _NUMBA_MIN_WORK
         self.lam = None  # damped messages (J, R, R), (J, R)
         self.eta = None
 
@@ -204,7 +202,10 @@ class FunBaT(RegressorMixin, BaseEstimator):
         self._y_std = y_std if y_std > 0 else 1.0
         ys = (y - self._y_mean) / self._y_std
 
-        modes = [_Mode(Xs[:, k], order, scales[k], variance, ranks[k]) for k in range(K)]
+        modes = [_Mode(Xs[:, k], order, scales[k], variance) for k in range(K)]
+        # numba pays a one-off compile (tens of seconds on a busy machine): small fits run the same
+        # Kalman code uncompiled when that is cheaper
+        use_numba = n_epochs * sum(m.uniq.size for m in modes) * _PY_SECONDS_PER_STEP > _NUMBA_WORTH_SECONDS
         core = CPCore(ranks[0], K) if self.core == "cp" else TuckerCore(ranks)
         self._core_model = core
         # random means with prior-scale spread break the symmetry of the factors
@@ -234,7 +235,7 @@ class FunBaT(RegressorMixin, BaseEstimator):
                     lam = damping * lam + (1 - damping) * mode.lam
                     eta = damping * eta + (1 - damping) * mode.eta
                 mode.lam, mode.eta = lam, eta
-                m_f, P_f, m_s, P_s = kalman_rts(mode.A, mode.Q, mode.P0, ranks[k], lam, eta, use_numba=mode.use_numba)
+                m_f, P_f, m_s, P_s = kalman_rts(mode.A, mode.Q, mode.P0, ranks[k], lam, eta, use_numba=use_numba)
                 self._chains[k] = (m_f, P_f, m_s, P_s)
                 m_u, S_u = _marginals(m_s, P_s, ranks[k], d)
                 means[k], seconds[k] = m_u[mode.inverse], S_u[mode.inverse]
@@ -314,6 +315,8 @@ class FunBaT(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        # a low-rank multilinear model of per-coordinate functions: generic regression data need not fit it
+        tags.regressor_tags.poor_score = True
         return tags
 
     @classmethod
