@@ -148,7 +148,7 @@ def test_top_k_block_extension_matches_eigh_subspace():
     """Ritz vectors 2..k carry over when sigma_k^2 / sigma_{k+1}^2 is a gap too (here 4, 2, 1.5)."""
     _, A, _, w = _stream(4.0, 2, "end", n=30_000)
     V = np.linalg.eigh(A.T @ A)[1][:, ::-1][:, :3]
-    est = RandomOrderTopEigenvector(n_components=3, random_state=0).fit(A, batch_rows=3_000)
+    est = RandomOrderTopEigenvector(4, n_components=3, random_state=0).fit(A, batch_rows=3_000)
     assert est.components_.shape == (3, D) and est.transform(A[:4]).shape == (4, 3)
     cosines = np.linalg.svd(est.components_ @ V, compute_uv=False)
     assert cosines.min() > 0.999
@@ -156,7 +156,7 @@ def test_top_k_block_extension_matches_eigh_subspace():
     exact = ExactTopEigenvector(n_components=3).fit(A)
     np.testing.assert_allclose(np.abs(exact.components_ @ V), np.eye(3), atol=1e-10)
     with pytest.raises(ValueError, match="n_components <= n_vectors"):
-        RandomOrderTopEigenvector(n_components=5).fit(A[:100])
+        RandomOrderTopEigenvector(4, n_components=5).fit(A[:100])
 
 
 # -- memory, dtype, determinism, batching ---------------------------------------------------------
@@ -301,6 +301,17 @@ def test_nan_or_inf_rows_are_rejected(method, bad):
     batches[1][7, 2] = bad
     with pytest.raises(ValueError, match="batch 1.*NaN or infinity"):
         top_eigenvector_stream(iter(batches), method=method)
+    if method != "exact":
+        options = {"min_block_rows": 10} if method == "random_order" else {}
+        with pytest.raises(ValueError, match=r"NaN or infinity \(row 57\)"):
+            top_eigenvector_stream(np.vstack(batches), method=method, **options)
+    if method == "random_order":  # a batch spanning several power-iteration blocks is all or nothing
+        state_est = RandomOrderTopEigenvector(min_block_rows=8, random_state=0).partial_fit(batches[0])
+        before = (state_est.components_.copy(), state_est._state.n_blocks, state_est._state.frob)
+        with pytest.raises(ValueError):
+            state_est.partial_fit(batches[1])
+        assert state_est._state.n_blocks == before[1] and state_est._state.frob == before[2]
+        np.testing.assert_array_equal(state_est.components_, before[0])
     est = {"random_order": RandomOrderTopEigenvector, "oja": OjaTopEigenvector, "exact": ExactTopEigenvector}[method]()
     est.partial_fit(batches[0])
     before = est.components_.copy()

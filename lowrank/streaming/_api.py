@@ -12,7 +12,7 @@ from lowrank.streaming._random_order import RandomOrderState
 
 METHODS = ("random_order", "oja", "exact")
 _DEFAULTS = {
-    "random_order": {"n_vectors": 4, "max_heavy": 32, "heavy_threshold": None, "min_block_rows": None},
+    "random_order": {"n_vectors": 2, "max_heavy": 32, "heavy_threshold": None, "min_block_rows": None},
     "oja": {"n_rates": 8, "target_growth": 2.0},
     "exact": {},
 }
@@ -149,7 +149,7 @@ def top_eigenvector_stream(source, *, method="random_order", batch_rows=10_000, 
     rng : None, int or numpy.random.Generator, default=None
         Seed of the random start.
     **options
-        ``"random_order"``: ``n_vectors=4`` (block size of the power iteration), ``max_heavy=32``
+        ``"random_order"``: ``n_vectors=2`` (block size of the power iteration), ``max_heavy=32``
         (most rows kept exactly), ``heavy_threshold=None`` (``c``: a row is heavy when
         ``||a||^2 >= ||A_{1:t}||_F^2 / (c d)``; None means ``c = max(1, log2 d)``), ``min_block_rows=None`` (first block; default
         ``max(2 d, 256)``). ``"oja"``: ``n_rates=8`` (copies on the rate grid),

@@ -51,7 +51,7 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         return k
 
     def _reset(self):
-        for name in ("_state", "_dtype"):
+        for name in ("_state", "_dtype", "_solved"):
             self.__dict__.pop(name, None)
 
     def _start(self, n_features, dtype):
@@ -61,15 +61,36 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self._state = make_state(self._method, n_features, self._dtype, options, as_generator(self.random_state))
 
     def _finish(self):
+        # counts are set now; the eigenvectors are solved on first access (a small Rayleigh-Ritz),
+        # so a long run of partial_fit calls pays for it once
         state = self._state
-        V, eigenvalues = state.result(self._k)
-        self.components_ = V.T.astype(self._dtype)
-        self.eigenvalue_ = float(eigenvalues[0])
         self.n_rows_seen_ = int(state.n_rows)
-        self.explained_variance_ = (eigenvalues / max(state.n_rows, 1)).astype(self._dtype)
         self.n_heavy_rows_ = int(state.H.shape[0]) if hasattr(state, "H") else 0
         self.nbytes_ = int(state.nbytes)
-        self._n_features_out = self.components_.shape[0]
+        self._n_features_out = self._k
+        self._solved = [None]  # a holder: filling it later leaves __dict__ itself unchanged
+
+    def _solution(self):
+        if "_state" not in self.__dict__:
+            raise AttributeError("not fitted: call fit or partial_fit first")
+        holder = self._solved
+        if holder[0] is None:
+            V, eigenvalues = self._state.result(self._k)
+            n = max(self._state.n_rows, 1)
+            holder[0] = (V.T.astype(self._dtype), float(eigenvalues[0]), (eigenvalues / n).astype(self._dtype))
+        return holder[0]
+
+    @property
+    def components_(self):
+        return self._solution()[0]
+
+    @property
+    def eigenvalue_(self):
+        return self._solution()[1]
+
+    @property
+    def explained_variance_(self):
+        return self._solution()[2]
 
     def fit(self, X, y=None, *, batch_rows=10_000):
         """Estimate the top eigenvector from all rows of ``X`` (one pass).
@@ -159,7 +180,7 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
 
     Parameters
     ----------
-    n_vectors : int, default=4
+    n_vectors : int, default=2
         Block size ``p`` of the power iteration (more vectors converge faster when the spectrum
         decays beyond ``sigma_2``; the cost per row grows linearly).
     n_components : int, default=1
@@ -202,7 +223,7 @@ class RandomOrderTopEigenvector(_StreamingTopEigenvector):
     _method = "random_order"
 
     def __init__(
-        self, n_vectors=4, *, n_components=1, max_heavy=32, heavy_threshold=None, min_block_rows=None, random_state=None
+        self, n_vectors=2, *, n_components=1, max_heavy=32, heavy_threshold=None, min_block_rows=None, random_state=None
     ):
         self.n_vectors = n_vectors
         self.n_components = n_components

@@ -18,34 +18,71 @@ def _gram_rows_dense(X, ZT, YT, frob, inv_cd, heavy, force_light):
     A row is heavy when ``||a||^2 >= inv_cd * F`` with ``F`` the running squared Frobenius norm
     (this row included); heavy rows are flagged in ``heavy`` and not added. Returns
     ``(F, light_sq_sum, n_light, first_bad)``, ``first_bad = -1`` when every norm is finite.
+    Rows go four at a time so that each load of ``Z`` and each load/store of ``Y`` serves four rows.
     """
     m, d = X.shape
     p = ZT.shape[0]
-    s = np.empty(p, dtype=YT.dtype)
+    s = np.zeros((4, p))
+    idx = np.empty(4, dtype=np.int64)
     light_sq = 0.0
     n_light = 0
-    for i in range(m):
-        nn = 0.0
-        for j in range(d):
-            nn += X[i, j] * X[i, j]
-        if not np.isfinite(nn):
-            return frob, light_sq, n_light, i
-        frob += nn
-        if not force_light and nn >= inv_cd * frob:
-            heavy[i] = True
-            continue
-        heavy[i] = False
-        light_sq += nn
-        n_light += 1
-        for k in range(p):
-            acc = 0.0
+    i0 = 0
+    while i0 < m:
+        t = min(4, m - i0)
+        nl = 0
+        for r in range(t):
+            i = i0 + r
+            nn = 0.0
             for j in range(d):
-                acc += X[i, j] * ZT[k, j]
-            s[k] = acc
-        for k in range(p):
-            sk = s[k]
-            for j in range(d):
-                YT[k, j] += X[i, j] * sk
+                nn += X[i, j] * X[i, j]
+            if not np.isfinite(nn):
+                return frob, light_sq, n_light, i
+            frob += nn
+            if not force_light and nn >= inv_cd * frob:
+                heavy[i] = True
+            else:
+                heavy[i] = False
+                light_sq += nn
+                idx[nl] = i
+                nl += 1
+        n_light += nl
+        if nl == 4:
+            a, b, c, e = idx[0], idx[1], idx[2], idx[3]
+            for k in range(p):
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for j in range(d):
+                    z = ZT[k, j]
+                    s0 += X[a, j] * z
+                    s1 += X[b, j] * z
+                    s2 += X[c, j] * z
+                    s3 += X[e, j] * z
+                s[0, k] = s0
+                s[1, k] = s1
+                s[2, k] = s2
+                s[3, k] = s3
+            for k in range(p):
+                s0 = s[0, k]
+                s1 = s[1, k]
+                s2 = s[2, k]
+                s3 = s[3, k]
+                for j in range(d):
+                    YT[k, j] += X[a, j] * s0 + X[b, j] * s1 + X[c, j] * s2 + X[e, j] * s3
+        else:
+            for r in range(nl):
+                i = idx[r]
+                for k in range(p):
+                    acc = 0.0
+                    for j in range(d):
+                        acc += X[i, j] * ZT[k, j]
+                    s[0, k] = acc
+                for k in range(p):
+                    sk = s[0, k]
+                    for j in range(d):
+                        YT[k, j] += X[i, j] * sk
+        i0 += t
     return frob, light_sq, n_light, -1
 
 

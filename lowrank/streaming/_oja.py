@@ -43,7 +43,7 @@ class OjaState:
         else:
             frob, bad = _oja_rows_dense(X, XS, log_norm, energy, self.rates, self.frob)
         if bad >= 0:
-            raise ValueError(f"the batch contains NaN or infinity (row {bad} of the batch); nothing from it was used")
+            raise ValueError(f"the batch contains NaN or infinity (row {bad}); nothing from it was used")
         self.XS, self.log_norm, self.energy, self.frob = XS, log_norm, energy, frob
         self.n_rows += X.shape[0]
 

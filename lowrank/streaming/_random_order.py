@@ -25,6 +25,12 @@ import scipy.sparse as sp
 from lowrank.streaming._kernels import _gram_rows_csr, _gram_rows_dense
 
 
+class _BadRow(Exception):
+    def __init__(self, row):
+        super().__init__(row)
+        self.row = row
+
+
 def flip_signs(V):
     """Make the largest-magnitude entry of each column positive (deterministic signs)."""
     V = np.array(V, copy=True)
@@ -67,16 +73,14 @@ class RandomOrderState:
 
     # -- reading rows ------------------------------------------------------------------------
     def _apply(self, X, heavy, force_light):
-        """Run the kernel on ``X``; returns the heavy flags; rolls back and raises on NaN/inf."""
-        YT_before, frob_before = self.YT.copy(), self.frob
+        """Run the kernel on ``X``; returns the heavy flags; raises on NaN/inf (``update`` rolls back)."""
         if sp.issparse(X):
             out = _gram_rows_csr(X.data, X.indices, X.indptr, self.ZT, self.YT, self.frob, self.inv_cd, heavy, force_light)
         else:
             out = _gram_rows_dense(X, self.ZT, self.YT, self.frob, self.inv_cd, heavy, force_light)
         frob, light_sq, n_light, bad = out
         if bad >= 0:
-            self.YT, self.frob = YT_before, frob_before
-            raise ValueError(f"the batch contains NaN or infinity (row {bad} of the batch); nothing from it was used")
+            raise _BadRow(bad)
         self.frob = frob
         self.light_sq += light_sq
         self.n_light += n_light
@@ -97,12 +101,27 @@ class RandomOrderState:
         self._ZT = np.ascontiguousarray(value.T)
 
     def update(self, X):
-        """Read a checked batch (C-contiguous ndarray or CSR of ``self.dtype``)."""
+        """Read a checked batch (C-contiguous ndarray or CSR of ``self.dtype``); all or nothing."""
+        # the state is O((p + h) d): a snapshot makes a batch with a bad row leave no trace
+        snapshot = dict(self.__dict__)
+        snapshot["YT"] = self.YT.copy()
+        try:
+            self._update(X)
+        except ValueError:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+
+    def _update(self, X):
         start = 0
         n = X.shape[0]
         while start < n:
             stop = min(n, start + max(self.block_target - self.block_rows, 1))
-            self._update_piece(X[start:stop])
+            try:
+                self._update_piece(X[start:stop])
+            except _BadRow as bad:
+                row = start + bad.row
+                raise ValueError(f"the batch contains NaN or infinity (row {row}); nothing from it was used") from None
             self.block_rows += stop - start
             self.n_rows += stop - start
             start = stop
