@@ -76,6 +76,11 @@ kalman_rts_py = _kalman_rts
 _compiled = {}
 
 
+def numba_ready():
+    """True once the numba kernel is compiled in this process (no compile cost left to pay)."""
+    return "kalman" in _compiled
+
+
 def kalman_rts(A, Q, P0, R, Lam, eta, *, use_numba=True):
     """Filtered and smoothed means/covariances ``(m_f, P_f, m_s, P_s)`` of the stacked chain.
 

@@ -104,7 +104,7 @@ def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
     return core, factors, errors
 
 
-_LS_CORE_MAX_WORK = 2e8
+_LS_CORE_MAX_WORK = 2e9
 
 
 def _observed_least_squares_core(X, M, factors, modes, xp):

@@ -22,7 +22,7 @@ from lowrank._utils.progress import progress
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.tensors._funbat_core import CPCore, TuckerCore
-from lowrank.tensors._kalman import interpolate_states, kalman_rts
+from lowrank.tensors._kalman import interpolate_states, kalman_rts, numba_ready
 from lowrank.tensors._statespace import KERNELS, stationary_covariance, transitions
 
 __all__ = ["FunBaT"]
@@ -54,6 +54,69 @@ class _Mode:
         return transitions(gaps, self.order, self.lengthscale, self.variance, self.P0)
 
 
+def _binned_init(Xs, ys, modes, ranks, core_kind, variance, rng):
+    """Starting factor means (at each mode's unique coordinates) and core mean from a discrete fit.
+
+    Coordinates are cut into quantile bins (about ``(N / 2)^(1/K)`` per mode, each unique coordinate its
+    own bin when there are few); the tensor of bin means, with empty cells masked, is decomposed by
+    the masked Tucker (or CP) routine; factor columns are interpolated linearly between bin centres
+    and rescaled to the prior's spread.
+    """
+    from lowrank.tensors._cp import cp_body
+    from lowrank.tensors._tucker import hooi_body
+
+    N, K = Xs.shape
+    target = max(2, int(round((N / 2) ** (1.0 / K))))
+    cells, centers, shape = np.zeros(N, dtype=np.int64), [], []
+    for k, mode in enumerate(modes):
+        J = mode.uniq.size
+        B = int(min(J, min(64, max(ranks[k] + 1, target))))
+        if B == J:
+            b = mode.inverse
+        else:
+            edges = np.quantile(Xs[:, k], np.linspace(0, 1, B + 1)[1:-1])
+            b = np.searchsorted(edges, Xs[:, k], side="right")
+            B = int(b.max()) + 1
+        counts = np.bincount(b, minlength=B)
+        centers.append(np.bincount(b, weights=Xs[:, k], minlength=B) / np.maximum(counts, 1))
+        cells = cells * B + b
+        shape.append(B)
+    size = math.prod(shape)
+    counts = np.bincount(cells, minlength=size).reshape(shape)
+    sums = np.bincount(cells, weights=ys, minlength=size).reshape(shape)
+    M = (counts > 0).astype(np.float64)
+    T = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    r = [min(R, B) for R, B in zip(ranks, shape)]
+    try:
+        if core_kind == "cp":
+            weights, factors, _ = cp_body(T, ranks[0], "svd", 0, False, False, 100, 1e-6, M, rng, np)
+            core_mean = np.asarray(weights)
+        else:
+            core_mean, factors, _ = hooi_body(T, r, list(range(K)), "svd", 50, 1e-6, "gram", M, rng, np)
+    except (np.linalg.LinAlgError, ValueError):
+        return [rng.standard_normal((m.uniq.size, R)) * math.sqrt(variance) for m, R in zip(modes, ranks)], (
+            rng.standard_normal(math.prod(ranks) if core_kind == "tucker" else ranks[0])
+        )
+    means, scales = [], []
+    for k, mode in enumerate(modes):
+        F = np.asarray(factors[k])
+        # bins with no entry have no centre; interpolate over the others
+        keep = np.bincount(cells // math.prod(shape[k + 1 :]) % shape[k], minlength=shape[k]) > 0
+        m = np.column_stack([np.interp(mode.uniq, centers[k][keep], F[keep, j]) for j in range(F.shape[1])])
+        if m.shape[1] < ranks[k]:  # more latent functions than bins: small random extra columns
+            m = np.column_stack([m, 0.1 * rng.standard_normal((m.shape[0], ranks[k] - m.shape[1]))])
+        scale = math.sqrt(variance) / max(float(np.sqrt(np.mean(m * m))), 1e-12)
+        means.append(m * scale)
+        scales.append(scale)
+    if core_kind == "cp":
+        mu = core_mean / math.prod(scales)
+    else:
+        full = np.zeros(ranks)
+        full[tuple(slice(0, x) for x in r)] = np.asarray(core_mean)
+        mu = full.reshape(-1) / math.prod(scales)
+    return means, mu
+
+
 def _marginals(m, P, R, d):
     obs = np.arange(R) * d
     mean = m[:, obs]
@@ -78,6 +141,10 @@ class FunBaT(RegressorMixin, BaseEstimator):
         Prior variance of the latent functions.
     core : {"tucker", "cp"}, default="tucker"
         Dense Tucker core (``prod(rank)`` weights) or a diagonal CP core (``rank`` weights).
+    init : {"binned", "random"}, default="binned"
+        ``"binned"``: bin every mode's coordinates, decompose the tensor of bin means with the masked
+        :func:`~lowrank.tensors.tucker` (or :func:`~lowrank.tensors.cp_als`) and interpolate its factors
+        to start the posterior means (far fewer bad local optima); ``"random"``: Gaussian means.
     n_epochs : int, default=100
         Maximum number of sweeps (all modes, then the core, then the noise).
     damping : float, default=0.7
@@ -134,6 +201,7 @@ class FunBaT(RegressorMixin, BaseEstimator):
         lengthscale=0.1,
         variance=1.0,
         core="tucker",
+        init="binned",
         n_epochs=100,
         damping=0.7,
         tol=1e-6,
@@ -146,6 +214,7 @@ class FunBaT(RegressorMixin, BaseEstimator):
         self.lengthscale = lengthscale
         self.variance = variance
         self.core = core
+        self.init = init
         self.n_epochs = n_epochs
         self.damping = damping
         self.tol = tol
@@ -158,6 +227,7 @@ class FunBaT(RegressorMixin, BaseEstimator):
     def _iv(self, K):
         check_choice(self.kernel, "kernel", tuple(KERNELS))
         check_choice(self.core, "core", ("tucker", "cp"))
+        check_choice(self.init, "init", ("binned", "random"))
         if self.core == "cp":
             ranks = [check_int(self.rank, "rank", low=1)] * K
         elif isinstance(self.rank, (int, np.integer)) and not isinstance(self.rank, bool):
@@ -205,18 +275,20 @@ class FunBaT(RegressorMixin, BaseEstimator):
         modes = [_Mode(Xs[:, k], order, scales[k], variance) for k in range(K)]
         # numba pays a one-off compile (tens of seconds on a busy machine): small fits run the same
         # Kalman code uncompiled when that is cheaper
-        use_numba = n_epochs * sum(m.uniq.size for m in modes) * _PY_SECONDS_PER_STEP > _NUMBA_WORTH_SECONDS
+        use_numba = numba_ready() or n_epochs * sum(m.uniq.size for m in modes) * _PY_SECONDS_PER_STEP > _NUMBA_WORTH_SECONDS
         core = CPCore(ranks[0], K) if self.core == "cp" else TuckerCore(ranks)
         self._core_model = core
-        # random means with prior-scale spread break the symmetry of the factors
+        if self.init == "binned":
+            init_means, mu = _binned_init(Xs, ys, modes, ranks, self.core, variance, rng)
+        else:  # random means with prior-scale spread break the symmetry of the factors
+            init_means = [rng.standard_normal((m.uniq.size, R)) * math.sqrt(variance) for m, R in zip(modes, ranks)]
+            mu = rng.standard_normal(core.size)
         means, seconds = [], []
         for k, mode in enumerate(modes):
-            J, R = mode.uniq.size, ranks[k]
-            m = rng.standard_normal((J, R)) * math.sqrt(variance)
-            S = np.broadcast_to(0.1 * variance * np.eye(R), (J, R, R)) + m[:, :, None] * m[:, None, :]
+            m = init_means[k]
+            S = 0.1 * variance * np.eye(ranks[k]) + m[:, :, None] * m[:, None, :]
             means.append(m[mode.inverse])
             seconds.append(S[mode.inverse])
-        mu = rng.standard_normal(core.size)
         M2 = np.outer(mu, mu) + 0.1 * np.eye(core.size)
         core_prec = core_nat = None
         tau = 10.0

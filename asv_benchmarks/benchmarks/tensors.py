@@ -1,0 +1,152 @@
+"""Tensor decompositions against TensorLy, and FunBaT per-epoch cost and accuracy.
+
+Sizes: Tucker/HOSVD at 100^3 and 200^3 (rank 10), CP at 60^3 and 100^3 (rank 10), FunBaT at
+N = 1,000 and 10,000 entries of the paper's synthetic function. The track_ ratios are measured in
+the same process, so machine load affects both sides alike.
+"""
+
+import time
+
+import numpy as np
+import tensorly as tl
+from tensorly.decomposition import parafac, tucker as tl_tucker
+
+from lowrank.datasets import continuous_tensor
+from lowrank.tensors import FunBaT, cp_als, hosvd, st_hosvd, tucker
+from lowrank.tensors._kalman import kalman_rts
+from lowrank.tensors._statespace import stationary_covariance, transitions
+
+RANK = 10
+
+
+def planted_tucker(n, rank=RANK, noise=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    core = rng.standard_normal((rank,) * 3)
+    U = [np.linalg.qr(rng.standard_normal((n, rank)))[0] for _ in range(3)]
+    T = tl.tucker_to_tensor((core, U))
+    E = rng.standard_normal(T.shape)
+    return T + noise * np.linalg.norm(T) / np.linalg.norm(E) * E
+
+
+def planted_cp(n, rank=RANK, noise=0.01, seed=0):
+    """Uniform [0, 1) factors (TensorLy's random_cp law): collinear columns, the hard case for ALS."""
+    rng = np.random.default_rng(seed)
+    T = tl.cp_to_tensor((np.ones(rank), [rng.random((n, rank)) for _ in range(3)]))
+    E = rng.standard_normal(T.shape)
+    return T + noise * np.linalg.norm(T) / np.linalg.norm(E) * E
+
+
+def rel_error(D, X):
+    return float(np.linalg.norm(D.to_tensor() - X) / np.linalg.norm(X))
+
+
+def _seconds(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+class TuckerSuite:
+    params = [100, 200]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        self.X = planted_tucker(n)
+
+    def time_hosvd(self, n):
+        hosvd(self.X, RANK)
+
+    def time_st_hosvd(self, n):
+        st_hosvd(self.X, RANK)
+
+    def time_tucker(self, n):
+        tucker(self.X, RANK)
+
+    def peakmem_tucker(self, n):
+        tucker(self.X, RANK)
+
+    def peakmem_hosvd(self, n):
+        hosvd(self.X, RANK)
+
+
+class TuckerVsTensorLy:
+    """Speed-up of tucker over TensorLy's tucker(init="svd") at 200^3 rank 10 (same error to 1e-6)."""
+
+    timeout = 1200
+
+    def setup(self):
+        self.X = planted_tucker(200)
+
+    def track_speedup_vs_tensorly(self):
+        ours, t_ours = _seconds(lambda: tucker(self.X, RANK))
+        ref, t_ref = _seconds(lambda: tl_tucker(self.X, rank=[RANK] * 3, init="svd"))
+        if rel_error(ours, self.X) > rel_error(tl.tucker_tensor.TuckerTensor(ref), self.X) + 1e-6:
+            return 0.0
+        return t_ref / t_ours
+
+    track_speedup_vs_tensorly.unit = "x"
+
+
+class CPSuite:
+    params = [60, 100]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        self.X = planted_cp(n)
+
+    def time_cp_als(self, n):
+        cp_als(self.X, RANK, rng=0)
+
+    def peakmem_cp_als(self, n):
+        cp_als(self.X, RANK, rng=0)
+
+    def track_noise_floor_fraction(self, n):
+        """Fraction of 10 seeds reaching relative error <= 0.0101 at 1% noise."""
+        hits = 0
+        for seed in range(10):
+            X = planted_cp(n, seed=seed)
+            hits += rel_error(cp_als(X, RANK, rng=seed), X) <= 0.0101
+        return hits / 10
+
+    def track_speedup_vs_tensorly_random_init(self, n):
+        """parafac(init="random") time over ours (TensorLy's svd init is slower still)."""
+        ours, t_ours = _seconds(lambda: cp_als(self.X, RANK, rng=0))
+        _, t_ref = _seconds(lambda: parafac(self.X, RANK, init="random", random_state=0, tol=1e-8, n_iter_max=500))
+        return t_ref / t_ours
+
+    track_speedup_vs_tensorly_random_init.unit = "x"
+
+
+class FunBaTSuite:
+    """Per-epoch cost (numba Kalman, compiled in setup) at two N, and test RMSE on the synthetic function."""
+
+    params = [1000, 10000]
+    param_names = ["n_samples"]
+    timeout = 900
+
+    def setup(self, n_samples):
+        self.data = continuous_tensor(n_samples, rng=0)
+        # compile the numba Kalman kernel outside the timings (fits then always use it)
+        P0 = stationary_covariance(1, 0.1, 1.0)
+        A, Q = transitions(np.full(4, 0.1), 1, 0.1, 1.0, P0)
+        kalman_rts(A, Q, P0, 1, np.ones((4, 1, 1)), np.ones((4, 1)), use_numba=True)
+
+    def _fit(self, n_epochs):
+        return FunBaT(rank=1, core="cp", lengthscale=0.1, n_epochs=n_epochs, tol=0, random_state=0).fit(
+            self.data.coords, self.data.values
+        )
+
+    def time_five_epochs(self, n_samples):
+        self._fit(5)
+
+    def peakmem_five_epochs(self, n_samples):
+        self._fit(5)
+
+    def track_test_rmse(self, n_samples):
+        model = FunBaT(rank=1, core="cp", lengthscale=0.1, n_epochs=100, random_state=0).fit(
+            self.data.coords, self.data.values
+        )
+        X = np.random.default_rng(7).random((2000, 2))
+        return float(np.sqrt(np.mean((model.predict(X) - self.data.function(X)) ** 2)))
