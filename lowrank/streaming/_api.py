@@ -1,5 +1,7 @@
 """``top_eigenvector_stream``: one function over every stream source and method."""
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -206,8 +208,6 @@ def top_eigenvector_stream(source, *, method="random_order", batch_rows=10_000, 
 
 def is_stream_source(X):
     """True when ``X`` is streamed rather than validated as one array (path, dask, iterator, list of batches)."""
-    import os
-
     if isinstance(X, (str, os.PathLike)) or type(X).__module__.split(".")[0] == "dask":
         return True
     if hasattr(X, "__next__"):
