@@ -57,7 +57,7 @@ def als(X, factors, n_iter_max, tol, line_search, xp, M=None):
     K = len(factors)
     factors = list(factors)
     grams = [A.T @ A for A in factors]
-    norm_x2 = norm(X, xp) ** 2
+    norm_x2 = norm(X, xp) ** 2 or 1.0  # a zero tensor: absolute errors
     errors = []
     acc_pow, acc_fail = 2.0, 0
     for it in range(1, n_iter_max + 1):

@@ -79,7 +79,7 @@ def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
     else:  # "svd" with missing entries: HOSVD from the masked (pairwise-available) Gram
         _, factors = hosvd_body(X, ranks, None, method, M, rng, xp, modes=modes)
         factors = [complete_columns(U, r, rng, xp) for U, r in zip(factors, ranks)]
-    norm_x = norm(X, xp)  # X is zero outside the mask: this is the observed entries' norm
+    norm_x = norm(X, xp) or 1.0  # X is zero outside the mask: the observed entries' norm (1 for a zero tensor)
     errors = []
     recon = None
     if M is not None:

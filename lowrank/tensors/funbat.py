@@ -278,7 +278,7 @@ class FunBaT(RegressorMixin, BaseEstimator):
         use_numba = numba_ready() or n_epochs * sum(m.uniq.size for m in modes) * _PY_SECONDS_PER_STEP > _NUMBA_WORTH_SECONDS
         core = CPCore(ranks[0], K) if self.core == "cp" else TuckerCore(ranks)
         self._core_model = core
-        if self.init == "binned":
+        if self.init == "binned" and N >= 8 and float(ys @ ys) > 0:
             init_means, mu = _binned_init(Xs, ys, modes, ranks, self.core, variance, rng)
         else:  # random means with prior-scale spread break the symmetry of the factors
             init_means = [rng.standard_normal((m.uniq.size, R)) * math.sqrt(variance) for m, R in zip(modes, ranks)]
