@@ -78,6 +78,8 @@ class TopEigenvector:
     params = (["random_order", "oja", "exact"], ["small", "large"])
     param_names = ["method", "size"]
     timeout = 600
+    number = 1
+    repeat = 3
 
     def setup(self, method, size):
         A, _ = stream_data(size)
