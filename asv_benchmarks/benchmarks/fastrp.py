@@ -136,6 +136,5 @@ class FastRPBlogCatalog:
     def track_macro_f1_50pct(self, scores):
         return scores[0.5][1]
 
-    for _name in ("track_micro_f1_10pct", "track_macro_f1_10pct", "track_micro_f1_50pct", "track_macro_f1_50pct"):
-        locals()[_name].unit = "F1"
-    del _name
+    track_micro_f1_10pct.unit = track_macro_f1_10pct.unit = "F1"
+    track_micro_f1_50pct.unit = track_macro_f1_50pct.unit = "F1"

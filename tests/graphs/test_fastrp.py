@@ -166,8 +166,18 @@ def test_estimator_save_load_round_trip(tmp_path):
     loaded = FastRP.load(path)
     np.testing.assert_array_equal(loaded.embedding_, model.embedding_)
     np.testing.assert_array_equal(loaded.iterations_, model.iterations_)
-    assert loaded.get_params() == model.get_params()
+    assert loaded.get_params() == model.get_params() and loaded.seed_ == model.seed_
     np.testing.assert_array_equal(loaded.reweight((2.0, 1.0)), model.reweight((2.0, 1.0)))
+    plain = FastRP(8, dtype=np.float64, random_state=2).fit(A)
+    plain.save(path)
+    again = FastRP.load(path)
+    np.testing.assert_array_equal(again.embedding_, plain.embedding_)
+    assert again.iterations_ is None and again.get_params() == plain.get_params()
+    with pytest.raises(ValueError, match="FastRP"):
+        from lowrank._utils.io import save_npz
+
+        save_npz(path, {"x": np.ones(2)}, kind="Other")
+        FastRP.load(path)
 
 
 def test_float32_preserved_everywhere():
