@@ -66,12 +66,15 @@ class Transition:
 def load_graph(graph, weights):
     """``as_adjacency`` plus the ``weights`` switch: None keeps weights, False drops them, a str names
     the networkx edge attribute. An already validated :class:`Adjacency` passes through."""
-    if isinstance(graph, Adjacency) and weights in (None, True):
-        return graph
     if isinstance(graph, Adjacency):
-        graph = graph.matrix if graph.labels is None else graph  # labels cannot be re-read from a matrix
-        if isinstance(graph, Adjacency):
-            raise TypeError("`weights` cannot be changed on a labelled Adjacency; pass the original graph")
+        adj = graph
+        if weights is False:
+            A = adj.matrix.copy()
+            A.data[:] = 1.0
+            adj = Adjacency(A, adj.labels)
+        elif weights not in (None, True):
+            raise TypeError("`weights` must be None or a bool for an Adjacency input")
+        return adj
     if weights is None or weights is True:
         adj = as_adjacency(graph)
     elif weights is False:

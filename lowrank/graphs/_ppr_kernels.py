@@ -239,14 +239,32 @@ def compact_rows(buf_idx, buf_cnt, counts, out_idx, out_cnt):
 
 @numba.njit(parallel=True)
 def decompose_block(
-    t_indptr, t_indices, t_probs, dangling_idx, hub_pos, pt_indptr, pt_cols, pt_vals, R, n_decomp, alpha, est, hub_flow
+    t_indptr,
+    t_indices,
+    t_probs,
+    dangling_idx,
+    hub_pos,
+    pt_indptr,
+    pt_cols,
+    pt_vals,
+    R,
+    n_decomp,
+    alpha,
+    est,
+    hub_flow,
+    hub_idx,
+    ft_indptr,
+    ft_indices,
+    ft_values,
 ):
     """The batched decomposition: ``n_decomp`` steps on a row-major flow block ``R`` (n, k).
 
     Each step keeps ``(1 - alpha) R[v]`` in ``est[v]`` and moves ``alpha R`` one arc further, by
     gathering contiguous rows through ``P^T`` (``t_*``; arcs out of hubs carry probability 0
     there). Flow on a hub (``hub_pos[v] >= 0``) is not expanded: it is added to
-    ``hub_flow[hub_pos[v]]`` for closing with the hub's fingerprint. Returns the flow left.
+    ``hub_flow[hub_pos[v]]`` for closing with the hub's fingerprint. Then all flow is closed with
+    the normalized fingerprints, ``est += F^T R``, through ``ft_*`` (the CSR of ``F^T``: row w lists
+    the vertices u whose fingerprint visits w, with ``F[u, w]``), again a gather of contiguous rows.
     """
     n, k = R.shape
     R2 = np.empty_like(R)
@@ -279,18 +297,9 @@ def decompose_block(
                 for j in range(k):
                     R2[v, j] = acc[j]
         R, R2 = R2, R
-    return R
-
-
-@numba.njit(parallel=True)
-def close_block(ft_indptr, ft_indices, ft_values, R, est):
-    """``est += F^T R``: close the remaining flow with the normalized fingerprints.
-
-    ``ft_*`` is the CSR of ``F^T`` (row w lists the vertices u whose fingerprint visits w, with
-    ``F[u, w]``), so each output row is a gather of contiguous flow rows, like a decomposition step.
-    """
-    n, k = R.shape
-    n_chunks = _n_chunks(n, 8)
+    for h in range(hub_idx.size):
+        for j in range(k):
+            R[hub_idx[h], j] += hub_flow[h, j]
     for c in prange(n_chunks):
         acc = np.empty(k)
         for w in range(c * n // n_chunks, (c + 1) * n // n_chunks):

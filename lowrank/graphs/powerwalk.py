@@ -287,13 +287,11 @@ class PowerWalk(BaseEstimator):
             R = np.ascontiguousarray(Pb.toarray().T, dtype=np.float32)
             est = np.zeros_like(R)
             hub_flow = np.zeros((hub_idx.size, hi - lo))
-            R = K.decompose_block(
+            K.decompose_block(
                 t_indptr, t_indices, t_probs, dangling_idx, hub_pos,
                 PT.indptr.astype(np.int64), PT.indices.astype(np.int64), PT.data.astype(np.float64),
-                R, n_decomp, alpha, est, hub_flow,
+                R, n_decomp, alpha, est, hub_flow, hub_idx, ft_indptr, ft_indices, ft_values,
             )
-            R[hub_idx] += hub_flow
-            K.close_block(ft_indptr, ft_indices, ft_values, R, est)
             out[lo:hi] = est.T
         return out
 
@@ -312,6 +310,13 @@ class PowerWalk(BaseEstimator):
         return arrays
 
     # ------------------------------------------------------------------ persistence
+
+    def __getstate__(self):
+        # query-time caches (transition arrays, transposed fingerprints) are rebuilt on demand
+        state = self.__dict__.copy()
+        state.pop("_transition", None)
+        state.pop("_ft", None)
+        return state
 
     def save(self, path):
         """Write the fitted index to ``path`` (``.npz``), atomically.
