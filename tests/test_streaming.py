@@ -199,6 +199,26 @@ def test_same_seed_same_result_and_batching_does_not_matter():
     np.testing.assert_allclose(a, b, atol=1e-10)  # blocks are counted in rows, not batches
 
 
+@pytest.mark.parametrize("cls", [RandomOrderTopEigenvector, OjaTopEigenvector, ExactTopEigenvector])
+def test_save_load_resumes_the_stream_exactly(cls, tmp_path):
+    _, A, _, _ = _stream(10.0, 2, "random", n=8_000)
+    whole = cls(random_state=0)
+    for start in range(0, 8_000, 1_000):
+        whole.partial_fit(A[start : start + 1_000])
+    first = cls(random_state=0)
+    for start in range(0, 4_000, 1_000):
+        first.partial_fit(A[start : start + 1_000])
+    path = first.save(tmp_path / "state.npz")
+    resumed = cls.load(path)
+    np.testing.assert_array_equal(resumed.components_, first.components_)
+    for start in range(4_000, 8_000, 1_000):
+        resumed.partial_fit(A[start : start + 1_000])
+    np.testing.assert_array_equal(resumed.components_, whole.components_)
+    assert resumed.n_rows_seen_ == 8_000 and resumed.nbytes_ == whole.nbytes_
+    with pytest.raises(ValueError, match="holds a"):
+        (OjaTopEigenvector if cls is not OjaTopEigenvector else ExactTopEigenvector).load(path)
+
+
 # -- input sources -------------------------------------------------------------------------------
 
 

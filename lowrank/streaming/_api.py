@@ -218,3 +218,44 @@ def is_stream_source(X):
 
 
 __all__ = ["TopEigenvectorResult", "top_eigenvector_stream", "is_stream_source"]
+
+
+_STATE_CLASSES = {"random_order": RandomOrderState, "oja": OjaState, "exact": ExactState}
+
+
+def state_to_arrays(state):
+    """Split a state into ``(arrays, meta)`` for :func:`lowrank._utils.io.save_npz` (exact round trip)."""
+    arrays, meta = {}, {}
+    for key, value in state.__dict__.items():
+        if key == "_ZT":
+            continue  # derived from _Z
+        if key == "last":
+            meta["last_m"] = None if value is None else int(value[2])
+            if value is not None:
+                arrays["last_Z"], arrays["last_Y"] = value[0], value[1]
+        elif key == "dtype":
+            meta["dtype"] = np.dtype(value).name
+        elif isinstance(value, np.ndarray):
+            arrays[key] = value
+        elif value is None or isinstance(value, (bool, int, float, np.integer, np.floating)):
+            meta[key] = value.item() if isinstance(value, np.generic) else value
+        else:  # pragma: no cover - a new attribute type must be added here
+            raise TypeError(f"cannot save state attribute {key!r} of type {type(value).__name__}")
+    return arrays, meta
+
+
+def state_from_arrays(method, arrays, meta):
+    """Inverse of :func:`state_to_arrays`."""
+    state = object.__new__(_STATE_CLASSES[method])
+    meta = dict(meta)
+    last_m = meta.pop("last_m", None)
+    state.__dict__["dtype"] = np.dtype(meta.pop("dtype"))
+    state.__dict__.update(meta)
+    for key, value in arrays.items():
+        if key not in ("last_Z", "last_Y"):
+            state.__dict__[key] = value
+    if "_Z" in arrays:
+        state.Z = arrays["_Z"]  # restores _ZT
+    if method == "random_order":
+        state.last = None if last_m is None else (arrays["last_Z"], arrays["last_Y"], last_m)
+    return state

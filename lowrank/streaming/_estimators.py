@@ -4,9 +4,18 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from lowrank._utils.io import load_npz, save_npz
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_int
-from lowrank.streaming._api import check_batch, check_options, feed, is_stream_source, make_state
+from lowrank.streaming._api import (
+    check_batch,
+    check_options,
+    feed,
+    is_stream_source,
+    make_state,
+    state_from_arrays,
+    state_to_arrays,
+)
 from lowrank.streaming._input import iter_batches
 
 _DTYPES = [np.float64, np.float32]
@@ -160,6 +169,46 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=_DTYPES, reset=False)
         return np.asarray(X @ self.components_.T.astype(X.dtype, copy=False))
+
+    def save(self, path):
+        """Save the fitted state to ``path`` (atomic ``.npz``) so a long stream can be resumed with :meth:`load`.
+
+        ``random_state`` is stored only when it is None or an int (a Generator is not saved; the random
+        start is already part of the state, so resuming does not need it).
+        """
+        check_is_fitted(self)
+        arrays, state_meta = state_to_arrays(self._state)
+        params = self.get_params()
+        if not (params.get("random_state") is None or isinstance(params["random_state"], (int, np.integer))):
+            params["random_state"] = None
+        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+        meta = {
+            "class": type(self).__name__,
+            "params": params,
+            "state": state_meta,
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": list(map(str, getattr(self, "feature_names_in_", []))) or None,
+            "k": int(self._k),
+        }
+        save_npz(path, {f"state/{k}": v for k, v in arrays.items()}, kind="lowrank.streaming", meta=meta)
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Rebuild an estimator saved by :meth:`save`; ``partial_fit`` then continues the stream exactly."""
+        arrays, meta = load_npz(path, kind="lowrank.streaming")
+        if meta["class"] != cls.__name__:
+            raise ValueError(f"{path} holds a {meta['class']}, not a {cls.__name__}")
+        est = cls(**meta["params"])
+        state_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("state/")}
+        est._state = state_from_arrays(est._method, state_arrays, meta["state"])
+        est._dtype = est._state.dtype
+        est._k = meta["k"]
+        est.n_features_in_ = meta["n_features_in"]
+        if meta.get("feature_names_in"):
+            est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        est._finish()
+        return est
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
