@@ -18,3 +18,15 @@ def shared_data_path(name):
         if path.exists():
             return path
     raise NotImplementedError(f"benchmark data {name} not found (set LOWRANK_DATA_DIR)")
+
+
+def best_of(fn, repeat=3):
+    """Best wall time of ``repeat`` calls of ``fn`` (for ratio benchmarks measured in one process)."""
+    import time
+
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best

@@ -5,9 +5,9 @@ d = 256 shows the growth. Both build the d x d orthogonal product from k Househo
 LAPACK's convention (same inputs, same output) and back-propagate a random linear functional.
 """
 
-import time
 
-import numpy as np
+
+from ._common import best_of
 
 try:
     import torch
@@ -65,15 +65,6 @@ class HouseholderProduct:
         _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W)
 
 
-def _best_of(fn, repeat=3):
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 class HouseholderProductRatio:
     """Speed ratio torch / lowrank of forward + backward at d = 512 (> 1 means lowrank is faster)."""
 
@@ -90,8 +81,8 @@ class HouseholderProductRatio:
         _fwd_bwd(self.ours, self.A, self.tau, self.W)
 
     def track_speedup_vs_torch(self, k):
-        ours = _best_of(lambda: _fwd_bwd(self.ours, self.A, self.tau, self.W))
-        peer = _best_of(lambda: _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W), repeat=2)
+        ours = best_of(lambda: _fwd_bwd(self.ours, self.A, self.tau, self.W))
+        peer = best_of(lambda: _fwd_bwd(torch.linalg.householder_product, self.A, self.tau, self.W), repeat=2)
         return peer / ours
 
     def track_max_abs_difference(self, k):

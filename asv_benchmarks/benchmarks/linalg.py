@@ -1,6 +1,5 @@
 """The shared core: randomized SVD against scikit-learn and scipy, on dense and sparse input."""
 
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -8,6 +7,8 @@ from scipy.sparse.linalg import svds
 from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
 
 from lowrank.linalg import randomized_svd, rrqr, sparse_random_projection
+
+from ._common import best_of
 
 RANK = 20
 
@@ -45,15 +46,6 @@ class RandomizedSVD:
         sk_randomized_svd(self.A, RANK, random_state=0)
 
 
-def _best_of(fn, repeat=3):
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 class RandomizedSVDRatios:
     """Speed ratios against peers measured in one process (> 1 means lowrank is faster)."""
 
@@ -68,13 +60,13 @@ class RandomizedSVDRatios:
         randomized_svd(self.A, RANK, rng=0)
 
     def track_speedup_vs_sklearn(self, kind):
-        ours = _best_of(lambda: randomized_svd(self.A, RANK, rng=0))
-        ref = _best_of(lambda: sk_randomized_svd(self.A, RANK, random_state=0))
+        ours = best_of(lambda: randomized_svd(self.A, RANK, rng=0))
+        ref = best_of(lambda: sk_randomized_svd(self.A, RANK, random_state=0))
         return ref / ours
 
     def track_speedup_vs_scipy_svds(self, kind):
-        ours = _best_of(lambda: randomized_svd(self.A, RANK, rng=0))
-        ref = _best_of(lambda: svds(self.A, RANK, random_state=0), repeat=1)
+        ours = best_of(lambda: randomized_svd(self.A, RANK, rng=0))
+        ref = best_of(lambda: svds(self.A, RANK, random_state=0), repeat=1)
         return ref / ours
 
     def track_relative_error_vs_svds(self, kind):

@@ -7,13 +7,14 @@ adversarial place for decaying-rate methods), read in batches of 5,000 rows. "sm
 
 import os
 import tempfile
-import time
 
 import numpy as np
 from sklearn.decomposition import IncrementalPCA
 
 from lowrank.datasets import planted_gap_stream
 from lowrank.streaming import ExactTopEigenvector, OjaTopEigenvector, RandomOrderTopEigenvector, top_eigenvector_stream
+
+from ._common import best_of
 
 BATCH = 5_000
 SIZES = {"small": (50_000, 200), "large": (200_000, 500)}
@@ -61,15 +62,6 @@ def run_dot(batches, v):
     for b in batches:
         total += float(np.dot(b, v)[0])
     return total
-
-
-def best_of(fn, repeat=3):
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 class TopEigenvector:
