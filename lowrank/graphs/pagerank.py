@@ -65,7 +65,7 @@ def personalized_pagerank(
         ``"powerwalk"``.
     max_iter : int, default=100
         ``"power"``: iteration cap (a RuntimeWarning says when it is reached above ``tol``).
-        ``"powerwalk"``: the number ``T`` of decomposition steps (capped at 10 by default below).
+        ``"powerwalk"``: the decomposition runs ``T = min(max_iter, 10)`` steps.
     method : {"power", "push", "powerwalk"}, default="power"
         ``"power"``: power iteration on the whole batch at once (a numba kernel gathering contiguous
         rows of a row-major (n, n_seeds) block, one pass over the arcs per iteration for all seeds).

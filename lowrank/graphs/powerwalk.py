@@ -75,8 +75,12 @@ class PowerWalk(BaseEstimator):
         Number of vertices.
     labels_ : tuple or None
         Vertex labels (networkx nodes / edge-list ids) or None for ``0..n-1``.
+    graph_indptr_, graph_indices_ : ndarray
+        CSR structure of the graph (row = source), kept for the decomposition at query time.
+    graph_weights_ : ndarray or None
+        Arc weights, or None when every arc has the same weight (the transition is then ``1/degree``).
     adjacency_ : scipy.sparse.csr_matrix of shape (n_nodes_, n_nodes_)
-        The graph (row = source), kept for the decomposition at query time.
+        The graph rebuilt from the three arrays above (a property; ones as weights when unweighted).
     fingerprint_indptr_ : ndarray of shape (n_nodes_ + 1,), int64
     fingerprint_indices_ : ndarray of shape (n_entries,), int32
     fingerprint_counts_ : ndarray of shape (n_entries,), uint16 or uint32
@@ -84,7 +88,8 @@ class PowerWalk(BaseEstimator):
     seed_ : int
         The counter-RNG seed actually used.
     nbytes_ : int
-        Memory held by the fitted index (fingerprints and graph), in bytes.
+        Memory held by the fitted index (fingerprints and graph arrays), in bytes. Query-time caches
+        (the transition in float64 and the transposed fingerprints, built at the first query) are extra.
 
     References
     ----------
@@ -195,7 +200,10 @@ class PowerWalk(BaseEstimator):
             counts, indices, visits = _fit_dask(client, walk, tr.n, args, n_blocks)
         self.n_nodes_ = tr.n
         self.labels_ = adj.labels
-        self.adjacency_ = adj.matrix
+        A = adj.matrix
+        self.graph_indptr_ = A.indptr
+        self.graph_indices_ = A.indices
+        self.graph_weights_ = None if A.nnz == 0 or (A.data == A.data[0]).all() else A.data
         self.fingerprint_indptr_ = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.fingerprint_indices_ = indices
         self.fingerprint_counts_ = visits
@@ -205,9 +213,20 @@ class PowerWalk(BaseEstimator):
         return self
 
     def _nbytes(self):
-        A = self.adjacency_
-        arrays = (self.fingerprint_indptr_, self.fingerprint_indices_, self.fingerprint_counts_)
-        return int(sum(a.nbytes for a in arrays) + A.data.nbytes + A.indices.nbytes + A.indptr.nbytes)
+        arrays = [self.fingerprint_indptr_, self.fingerprint_indices_, self.fingerprint_counts_]
+        arrays += [self.graph_indptr_, self.graph_indices_]
+        if self.graph_weights_ is not None:
+            arrays.append(self.graph_weights_)
+        return int(sum(a.nbytes for a in arrays))
+
+    @property
+    def adjacency_(self):
+        check_is_fitted(self, "graph_indptr_")
+        n = self.n_nodes_
+        data = self.graph_weights_
+        if data is None:
+            data = np.ones(self.graph_indices_.size)
+        return sp.csr_matrix((data, self.graph_indices_, self.graph_indptr_), shape=(n, n))
 
     # ------------------------------------------------------------------ query
 
@@ -244,7 +263,8 @@ class PowerWalk(BaseEstimator):
         threshold = self._default_threshold() if threshold is None else check_float(threshold, "threshold", low=0.0)
         if top_k is not None:
             top_k = check_int(top_k, "top_k", low=1, high=self.n_nodes_)
-        P = personalization_rows(Adjacency(self.adjacency_, self.labels_), seeds)
+        n = self.n_nodes_
+        P = personalization_rows(Adjacency(sp.csr_matrix((n, n)), self.labels_), seeds)
         X = self._query_rows(P, n_decomp=n_decomp, threshold=threshold)
         return top_k_rows(X, top_k) if top_k is not None else X
 
@@ -319,7 +339,14 @@ class PowerWalk(BaseEstimator):
         return state
 
     def save(self, path):
-        """Write the fitted index to ``path`` (``.npz``), atomically.
+        """Write the fitted index to ``path`` (``.npz``), atomically (a temporary file renamed over it).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; written exactly (no suffix added). Parameters, seed, graph, fingerprints and
+            vertex labels are stored; a ``random_state`` Generator is stored as None (``seed_`` keeps the
+            seed actually used).
 
         Raises
         ------
@@ -337,29 +364,47 @@ class PowerWalk(BaseEstimator):
             params["random_state"] = None
         elif params["random_state"] is not None:
             params["random_state"] = int(params["random_state"])
-        A = self.adjacency_
         arrays = {
             "fingerprint_indptr": self.fingerprint_indptr_,
             "fingerprint_indices": self.fingerprint_indices_,
             "fingerprint_counts": self.fingerprint_counts_,
-            "adj_indptr": A.indptr,
-            "adj_indices": A.indices,
-            "adj_data": A.data,
+            "graph_indptr": self.graph_indptr_,
+            "graph_indices": self.graph_indices_,
         }
+        if self.graph_weights_ is not None:
+            arrays["graph_weights"] = self.graph_weights_
         meta = {"params": params, "seed": str(self.seed_), "n_nodes": self.n_nodes_, "labels": labels}
         json.dumps(meta)
         save_npz(path, arrays, kind=_KIND, meta=meta)
 
     @classmethod
     def load(cls, path):
-        """Read an index written by :meth:`save`; queries give bit-identical answers."""
+        """Read an index written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        PowerWalk
+            Fitted, with arrays equal to the saved ones: queries give bit-identical answers.
+
+        Raises
+        ------
+        ValueError
+            The file was not written by ``PowerWalk.save``.
+        """
         arrays, meta = load_npz(path, kind=_KIND)
         est = cls(**meta["params"])
         n = int(meta["n_nodes"])
         est.n_nodes_ = n
         est.labels_ = None if meta["labels"] is None else tuple(meta["labels"])
         est.seed_ = int(meta["seed"])
-        est.adjacency_ = sp.csr_matrix((arrays["adj_data"], arrays["adj_indices"], arrays["adj_indptr"]), shape=(n, n))
+        est.graph_indptr_ = arrays["graph_indptr"]
+        est.graph_indices_ = arrays["graph_indices"]
+        est.graph_weights_ = arrays.get("graph_weights")
         est.fingerprint_indptr_ = arrays["fingerprint_indptr"]
         est.fingerprint_indices_ = arrays["fingerprint_indices"]
         est.fingerprint_counts_ = arrays["fingerprint_counts"]

@@ -180,9 +180,20 @@ def test_save_load_round_trip(tmp_path, ba):
     assert back.get_params() == pw.get_params()
     assert back.seed_ == pw.seed_ and back.nbytes_ == pw.nbytes_
     np.testing.assert_array_equal(back.query(seeds), pw.query(seeds))
-    arrays = (pw.fingerprint_indptr_, pw.fingerprint_indices_, pw.fingerprint_counts_)
-    A = pw.adjacency_
-    assert pw.nbytes_ == sum(a.nbytes for a in arrays) + A.data.nbytes + A.indices.nbytes + A.indptr.nbytes
+    assert pw.graph_weights_ is None  # unweighted: the transition is 1/degree, no weights stored
+    arrays = (pw.fingerprint_indptr_, pw.fingerprint_indices_, pw.fingerprint_counts_, pw.graph_indptr_, pw.graph_indices_)
+    assert pw.nbytes_ == sum(a.nbytes for a in arrays)
+
+
+def test_weighted_graph_round_trip(tmp_path, directed):
+    pw = PowerWalk(n_walks=3, random_state=1).fit(directed)
+    assert pw.graph_weights_ is not None
+    assert abs(pw.adjacency_ - directed).max() == 0
+    path = tmp_path / "w.npz"
+    pw.save(path)
+    back = PowerWalk.load(path)
+    np.testing.assert_array_equal(back.graph_weights_, pw.graph_weights_)
+    np.testing.assert_array_equal(back.query([0, 4]), pw.query([0, 4]))
 
 
 def test_labels_round_trip(tmp_path):
