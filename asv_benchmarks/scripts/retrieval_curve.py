@@ -64,7 +64,17 @@ def exact_scores(n_pool, n_test, max_seq_length, seed, cache, log=print):
     return corpus, pool_ids, test_ids, S, Eq, Ed, scorer
 
 
-def sweep(S, Eq, Ed, n_pool, n_test, budgets, n_anchor_queries, seed):
+def tfidf_embeddings(corpus, query_ids):
+    """A classic sparse dual encoder, independent of the scorer's model: TF-IDF cosine (dense rows)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(max_features=4096, sublinear_tf=True).fit(corpus.documents)
+    Ed = vec.transform(corpus.documents).toarray()
+    Eq = vec.transform([corpus.queries[i] for i in query_ids]).toarray()
+    return Eq, Ed
+
+
+def sweep(S, Eq, Ed, n_pool, n_test, budgets, n_anchor_queries, seed, tfidf=None):
     n_docs = S.shape[1]
     lookup = LookupScorer(S)
     pool = np.arange(n_pool)
@@ -74,17 +84,23 @@ def sweep(S, Eq, Ed, n_pool, n_test, budgets, n_anchor_queries, seed):
     rows = []
     de = DualEncoderRetriever(lambda ids: Ed[np.asarray(ids)], lookup, metric="dot").fit(docs)
     de_q = lambda ids: Eq[np.asarray(ids)]  # noqa: E731
+    if tfidf is not None:
+        Tq, Td = tfidf
+        de_tfidf = DualEncoderRetriever(lambda ids: Td[np.asarray(ids)], lookup).fit(docs)
+        de_tfidf.encoder = lambda ids: Tq[np.asarray(ids)]  # noqa: E731
     for B in budgets:
         row = {"budget": B}
         de.encoder = de_q
         for k in (10, 100):
             if B >= k:
                 row[f"de_recall@{k}"] = recall_at_k(de.search(test, k, budget=B)[0], ref, k)
+                if tfidf is not None:
+                    row[f"de_tfidf_recall@{k}"] = recall_at_k(de_tfidf.search(test, k, budget=B)[0], ref, k)
         de.encoder = lambda ids: Ed[np.asarray(ids)]  # noqa: E731
         for name, n_items, rounds, selection in (
             ("cur", B // 2, 1, "rrqr"),
             ("cur_random", B // 2, 1, "random"),
-            ("cur_adaptive", B // 4, 4, "rrqr"),
+            ("cur_adaptive", B // 4, 8, "rrqr"),
         ):
             index = CURIndex(
                 lookup, n_anchor_queries=n_anchor_queries, n_anchor_items=max(1, min(n_items, n_anchor_queries)),
@@ -106,10 +122,12 @@ def timing(scorer, corpus, pool_ids, test_ids, S, n_anchor_queries, budget=100, 
     lookup_index.fit(np.arange(len(docs)), np.arange(len(pool_ids)))
     out = {}
     for cache in (True, False):
-        real = MaxSimScorer(max_seq_length=scorer.max_seq_length, cache=cache)
-        real._model = scorer._load()
         if cache:
+            real = scorer  # holds every document's tokens when the scores were computed in this run
             real.token_embeddings(docs)
+        else:
+            real = MaxSimScorer(max_seq_length=scorer.max_seq_length, cache=False)
+            real._model = scorer._load()
         index = CURIndex(real, n_anchor_queries=n_anchor_queries, n_anchor_items=budget // 2, random_state=0)
         # reuse the fitted state: R is the same matrix the real scorer would produce
         for attr in ("anchor_scores_", "anchor_query_indices_", "anchor_item_indices_", "item_factors_", "n_items_"):
@@ -138,7 +156,7 @@ def known_answer(S, Eq, Ed, n_pool, test_ids, k=10):
     }
 
 
-def plot(rows, path):
+def plot(rows, path, n_docs, n_anchor):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,18 +164,19 @@ def plot(rows, path):
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, k in zip(axes, (10, 100)):
-        for name, style in (("cur", "o-"), ("cur_adaptive", "s-"), ("cur_random", "^:"), ("de", "x--")):
+        for name, style in (("cur", "o-"), ("cur_adaptive", "s-"), ("cur_random", "^:"), ("de", "x--"), ("de_tfidf", "d--")):
             pts = [(r["budget"], r[f"{name}_recall@{k}"]) for r in rows if f"{name}_recall@{k}" in r]
             if pts:
-                label = {"cur": "ANNCUR (rrqr anchors)", "cur_adaptive": "ANNCUR adaptive (4 rounds)",
-                         "cur_random": "ANNCUR (random anchors)", "de": "dual encoder + re-rank"}[name]
+                label = {"cur": "ANNCUR (rrqr anchors)", "cur_adaptive": "ANNCUR adaptive (8 rounds)",
+                         "cur_random": "ANNCUR (random anchors)", "de": "MiniLM dual encoder + re-rank",
+                         "de_tfidf": "TF-IDF dual encoder + re-rank"}[name]
                 ax.plot(*zip(*pts), style, label=label)
         ax.set_xlabel("exact scorer calls per query (budget)")
         ax.set_ylabel(f"recall@{k} vs exhaustive MaxSim")
         ax.set_xscale("log")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle("numpy/scipy docstrings, MaxSim over all-MiniLM-L6-v2 tokens")
+    fig.suptitle(f"numpy/scipy docstrings ({n_docs} docs), MaxSim over all-MiniLM-L6-v2 tokens, {n_anchor} anchor queries")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -165,9 +184,9 @@ def plot(rows, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--n-pool", type=int, default=300, help="anchor-query pool (training queries)")
+    p.add_argument("--n-pool", type=int, default=1000, help="anchor-query pool (training queries)")
     p.add_argument("--n-test", type=int, default=200)
-    p.add_argument("--n-anchor-queries", type=int, default=200)
+    p.add_argument("--n-anchor-queries", type=int, default=1000)
     p.add_argument("--max-seq-length", type=int, default=96)
     p.add_argument("--budgets", type=int, nargs="*", default=[20, 50, 100, 200, 300, 500])
     p.add_argument("--seed", type=int, default=0)
@@ -178,7 +197,8 @@ def main(argv=None):
     corpus, pool_ids, test_ids, S, Eq, Ed, scorer = exact_scores(
         args.n_pool, args.n_test, args.max_seq_length, args.seed, args.cache
     )
-    rows = sweep(S, Eq, Ed, args.n_pool, args.n_test, args.budgets, args.n_anchor_queries, args.seed)
+    tfidf = tfidf_embeddings(corpus, np.concatenate([pool_ids, test_ids]))
+    rows = sweep(S, Eq, Ed, args.n_pool, args.n_test, args.budgets, args.n_anchor_queries, args.seed, tfidf)
     keys = sorted({k for r in rows for k in r} - {"budget"})
     print("budget  " + "  ".join(keys))
     for r in rows:
@@ -188,7 +208,7 @@ def main(argv=None):
     print(result["known_answer"])
     if not args.no_timing:
         result["timing"] = timing(scorer, corpus, pool_ids, test_ids, S, args.n_anchor_queries)
-    plot(rows, args.out)
+    plot(rows, args.out, S.shape[1], args.n_anchor_queries)
     Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
 
