@@ -327,7 +327,8 @@ class FunBaT(RegressorMixin, BaseEstimator):
             tau = a_post / (b0 + 0.5 * max(sq, 1e-12 * N))
             rmse = float(np.sqrt(np.mean((ys - Ef) ** 2))) * self._y_std
             self.train_rmse_.append(rmse)
-            bar.set_postfix(rmse=rmse) if hasattr(bar, "set_postfix") else None
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(rmse=rmse)
             if len(self.train_rmse_) > 1 and abs(self.train_rmse_[-2] - rmse) <= tol * max(self.train_rmse_[-2], 1e-300):
                 break
         logger.debug("FunBaT: %d sweeps, train RMSE %.4g", len(self.train_rmse_), self.train_rmse_[-1])

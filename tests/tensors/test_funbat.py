@@ -288,6 +288,21 @@ def test_bad_input(params, X, y, exc, match):
         FunBaT(n_epochs=1, **params).fit(X, y)
 
 
+def test_memory_stays_below_one_entry_by_core_squared_array():
+    """Peak memory of a Tucker fit is far below the N x R^(2K) array the reference code builds."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    N, K, R = 20000, 3, 3
+    X = rng.integers(0, 30, size=(N, K)) / 29.0  # 30 unique coordinates per mode: cheap Kalman passes
+    y = np.sin(3 * X[:, 0]) * np.cos(2 * X[:, 1]) + X[:, 2]
+    tracemalloc.start()
+    FunBaT(rank=R, init="random", n_epochs=1, random_state=0).fit(X, y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 0.4 * N * R ** (2 * K) * 8  # 117 MB for the reference layout
+
+
 def test_predict_checks_number_of_modes():
     data = continuous_tensor(50, rng=0)
     model = FunBaT(rank=1, n_epochs=2).fit(data.coords, data.values)
