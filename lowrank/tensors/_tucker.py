@@ -110,29 +110,43 @@ _LS_CORE_MAX_WORK = 2e9
 def _observed_least_squares_core(X, M, factors, modes, xp):
     """Core fitting the observed entries exactly in least squares (for the first imputation).
 
-    Normal equations over the observed entries, accumulated in chunks; None when the work
-    ``n_observed * P**2`` (P = core size) would be too large, or for partial decompositions.
+    Normal equations over the observed entries, accumulated in chunks (in float64, on the input's
+    backend and device); None when the work ``n_observed * P**2`` (P = core size) would be too
+    large, or for partial decompositions.
     """
-    if len(modes) != X.ndim or is_torch(X):
+    if len(modes) != X.ndim:
         return None
     P = math.prod(int(F.shape[1]) for F in factors)
-    idx = np.argwhere(M > 0)
-    if idx.shape[0] * P * P > _LS_CORE_MAX_WORK:
+    n_obs = int(xp.sum(M > 0))
+    if n_obs * P * P > _LS_CORE_MAX_WORK:
         return None
-    values = X[tuple(idx.T)]
-    G = np.zeros((P, P))
-    b = np.zeros(P)
+    if is_torch(X):
+        import torch
+
+        idx = torch.nonzero(M > 0)
+        f64 = [F.to(torch.float64) for F in factors]
+        values = X[tuple(idx.T)].to(torch.float64)
+        G = torch.zeros((P, P), dtype=torch.float64, device=X.device)
+        b = torch.zeros(P, dtype=torch.float64, device=X.device)
+        eye = torch.eye(P, dtype=torch.float64, device=X.device)
+    else:
+        idx = np.argwhere(M > 0)
+        f64 = [np.asarray(F, dtype=np.float64) for F in factors]
+        values = X[tuple(idx.T)].astype(np.float64)
+        G, b, eye = np.zeros((P, P)), np.zeros(P), np.eye(P)
     step = max(1, 2**21 // P)
-    for start in range(0, idx.shape[0], step):
+    for start in range(0, n_obs, step):
         rows = idx[start : start + step]
-        phi = np.ones((rows.shape[0], 1))
-        for n, F in enumerate(factors):
-            phi = (phi[:, :, None] * F[rows[:, n]][:, None, :]).reshape(rows.shape[0], -1)
-        G += phi.T @ phi
-        b += phi.T @ values[start : start + step]
-    ridge = 1e-10 * max(np.trace(G) / P, 1e-300)
-    core = np.linalg.solve(G + ridge * np.eye(P), b)
-    return core.reshape([int(F.shape[1]) for F in factors]).astype(X.dtype, copy=False)
+        phi = f64[0][rows[:, 0]]
+        for n in range(1, len(f64)):
+            Fn = f64[n][rows[:, n]]
+            phi = xp.reshape(phi[:, :, None] * Fn[:, None, :], (rows.shape[0], -1))
+        G = G + phi.T @ phi
+        b = b + phi.T @ values[start : start + step]
+    ridge = 1e-10 * max(float(xp.sum(xp.linalg.diagonal(G) if is_torch(G) else np.diag(G))) / P, 1e-300)
+    core = xp.linalg.solve(G + ridge * eye, b)
+    core = xp.reshape(core, tuple(int(F.shape[1]) for F in factors))
+    return core.to(X.dtype) if is_torch(X) else core.astype(X.dtype, copy=False)
 
 
 def _to_numpy(a):

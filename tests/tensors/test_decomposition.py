@@ -245,8 +245,11 @@ def test_torch_in_torch_out_matches_numpy():
         np.testing.assert_allclose(_dense(b), a.to_tensor(), atol=1e-10)
     core, factors = partial_tucker(Xt, rank=2, modes=[1])
     assert isinstance(core, torch.Tensor)
-    m = torch.tensor(np.random.default_rng(0).random(X.shape) < 0.5)
-    assert isinstance(tucker(Xt, rank=2, mask=m).core, torch.Tensor)
+    m = np.random.default_rng(0).random(X.shape) < 0.5
+    for fn in (tucker, cp_als):
+        a, b = fn(X, 2, mask=m, n_iter_max=5), fn(Xt, 2, mask=torch.tensor(m), n_iter_max=5)
+        assert isinstance(b.factors[0], torch.Tensor)
+        np.testing.assert_allclose(_dense(b), a.to_tensor(), atol=1e-10)
     f32 = hosvd(Xt.to(torch.float32), rank=2)
     assert f32.core.dtype == torch.float32
 
