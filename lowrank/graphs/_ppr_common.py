@@ -41,7 +41,8 @@ class Transition:
             return self._t
         M = self.matrix()
         if mask_sources is not None:
-            M = sp.csr_matrix((np.where(np.repeat(mask_sources, self.out_degree), 0.0, self.probs), self.indices, self.indptr), shape=M.shape)
+            probs = np.where(np.repeat(mask_sources, self.out_degree), 0.0, self.probs)
+            M = sp.csr_matrix((probs, self.indices, self.indptr), shape=M.shape)
         T = M.T.tocsr()
         T.sort_indices()
         out = (T.indptr.astype(np.int64), T.indices.astype(np.int64), T.data)
@@ -109,7 +110,9 @@ def personalization_rows(adj, seeds, *, name="seeds"):
     else:
         if isinstance(seeds, np.ndarray):
             if seeds.ndim != 1:
-                raise ValueError(f"`{name}` must be a vertex, a 1-D sequence of vertices or a dict, got a {seeds.ndim}-D array")
+                raise ValueError(
+                    f"`{name}` must be a vertex, a 1-D sequence of vertices or a dict, got a {seeds.ndim}-D array"
+                )
             seeds = seeds.tolist()
         try:
             seeds = list(seeds)

@@ -189,7 +189,9 @@ def _walk_visits(seed, source, n_walks, max_steps, alpha, endpoint, indptr, indi
 
 
 @numba.njit(parallel=True)
-def fingerprint_walks(sources, seed, n_walks, max_steps, alpha, endpoint, indptr, indices, cumprob, uniform_rows, buf_idx, buf_cnt):
+def fingerprint_walks(
+    sources, seed, n_walks, max_steps, alpha, endpoint, indptr, indices, cumprob, uniform_rows, buf_idx, buf_cnt
+):
     """Walk from every source; row ``i`` of ``buf_idx``/``buf_cnt`` receives its distinct visited
     vertices (sorted) and their visit counts. Returns the number of distinct vertices per source.
     """

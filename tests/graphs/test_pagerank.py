@@ -222,7 +222,8 @@ def test_cli(tmp_path):
 
 
 def test_cli_help_runs_in_a_subprocess():
-    res = subprocess.run([sys.executable, "-m", "lowrank", "ppr", "--help"], capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, "-m", "lowrank", "ppr", "--help"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0
     assert "--top-k" in res.stdout
 

@@ -181,7 +181,8 @@ def test_save_load_round_trip(tmp_path, ba):
     assert back.seed_ == pw.seed_ and back.nbytes_ == pw.nbytes_
     np.testing.assert_array_equal(back.query(seeds), pw.query(seeds))
     assert pw.graph_weights_ is None  # unweighted: the transition is 1/degree, no weights stored
-    arrays = (pw.fingerprint_indptr_, pw.fingerprint_indices_, pw.fingerprint_counts_, pw.graph_indptr_, pw.graph_indices_)
+    arrays = (pw.fingerprint_indptr_, pw.fingerprint_indices_, pw.fingerprint_counts_)
+    arrays += (pw.graph_indptr_, pw.graph_indices_)
     assert pw.nbytes_ == sum(a.nbytes for a in arrays)
 
 
