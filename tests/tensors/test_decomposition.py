@@ -31,7 +31,7 @@ def _planted_cp(shape, rank, noise, seed, dist="normal"):
 
 def _dense(D):
     """Dense numpy reconstruction of a TensorLy decomposition holding torch (or numpy) arrays."""
-    np_ = tl.to_numpy
+    from lowrank._utils.backend import to_numpy as np_
     if isinstance(D, tl.tucker_tensor.TuckerTensor):
         return tl.tucker_to_tensor((np_(D.core), [np_(f) for f in D.factors]))
     if isinstance(D, tl.cp_tensor.CPTensor):
