@@ -24,9 +24,9 @@ _SVD_METHODS = ("gram", "randomized")
 
 
 def _tl():
-    from lowrank._utils.optional import import_optional
+    import tensorly  # a core dependency; imported here so `import lowrank` stays light
 
-    return import_optional("tensorly", extra="tensors", purpose="TensorLy result formats")
+    return tensorly
 
 
 def _iv_common(tensor, mask, rng, svd):
