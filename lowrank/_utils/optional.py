@@ -1,6 +1,8 @@
 """Import optional dependencies with an error that says which extra to install."""
 
 import importlib
+import sys
+import types
 
 # module name -> the lowrank extra that provides it
 _EXTRA_FOR = {
@@ -32,14 +34,29 @@ def import_optional(name, *, extra=None, purpose=None):
     -------
     module
     """
+    before = set(sys.modules)
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError as exc:
         top = name.split(".")[0]
         extra = extra or _EXTRA_FOR.get(top)
         need = f" for {purpose}" if purpose else ""
         hint = f'pip install "lowrank[{extra}]"' if extra else f"pip install {top}"
         raise ImportError(f"`{top}` is required{need} but is not installed; install it with: {hint}") from exc
+    _drop_stand_in_modules(before)
+    return module
+
+
+def _drop_stand_in_modules(before):
+    """Remove stand-in objects an import left in ``sys.modules``.
+
+    colour-science registers MagicMock objects as ``matplotlib`` when matplotlib is absent; a
+    later ``import igraph`` (or anything probing for matplotlib) then breaks with a metaclass
+    error. The importing library keeps its own references, so removing the entries is safe.
+    """
+    for key in set(sys.modules) - before:
+        if not issubclass(type(sys.modules[key]), types.ModuleType):  # a mock may fake __class__
+            del sys.modules[key]
 
 
 def has_module(name):
