@@ -7,11 +7,12 @@ import time
 import numpy as np
 import scipy.linalg
 from scipy.sparse.linalg import LinearOperator
+from threadpoolctl import threadpool_limits
 
 from lowrank._utils.progress import progress
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_choice, check_float, check_int, check_rank
-from lowrank.completion._engine import DaskEngine, LocalEngine, Side
+from lowrank.completion._engine import DaskEngine, LocalEngine
 from lowrank.completion._input import Layout, check_coverage, observed_entries
 from lowrank.completion._result import CompletionResult
 from lowrank.linalg import randomized_svd, svd_flip
@@ -233,6 +234,13 @@ def _fit_biases(rows, cols, values, shape, alpha, max_rounds=50, rtol=1e-10):
 
 
 def _complete(opts, gen):
+    # Our kernels run on every core; the small dense products (tall k-column factors) need no
+    # BLAS threads, and oversubscribed OpenBLAS threads are slow on a busy machine.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _complete_body(opts, gen)
+
+
+def _complete_body(opts, gen):
     start = time.perf_counter()
     rows, cols, values, shape = opts["rows"], opts["cols"], opts["values"], opts["shape"]
     validation = None
@@ -242,8 +250,8 @@ def _complete(opts, gen):
     if opts["bias"]:
         mean, row_bias, col_bias = _fit_biases(rows, cols, values, shape, opts["alpha"])
         values = values - mean - row_bias[rows] - col_bias[cols]
-    row_layout, col_layout = Layout.build(rows, cols, shape)
-    sides = {"rows": Side(row_layout, row_layout.values(values)), "cols": Side(col_layout, col_layout.values(values))}
+    row_layout, col_layout = Layout.build(rows, cols, values, shape)
+    sides = {"rows": row_layout, "cols": col_layout}
     if validation is not None:
         v_rows, v_cols, v_values = validation
         validation = (v_rows, v_cols, v_values - mean - row_bias[v_rows] - col_bias[v_cols])

@@ -10,16 +10,6 @@ from threadpoolctl import threadpool_limits
 from lowrank.completion import _kernels
 
 
-class Side:
-    """One orientation of the observed entries, ready for the kernels: CSR arrays of M or M^T."""
-
-    def __init__(self, layout, data):
-        self.indptr = layout.indptr
-        self.indices = layout.indices
-        self.data = np.ascontiguousarray(data, dtype=np.float64)
-        self.n_rows = layout.n_rows
-        self.n_cols = layout.n_cols
-        self.perm = layout.perm  # column layout: its entries' positions in row-major order
 
 
 def _solve(indptr, indices, data, Y, X, params, row_offset):
@@ -54,7 +44,7 @@ class LocalEngine:
     """Runs every half-step in this process."""
 
     def __init__(self, sides):
-        self.sides = sides  # {"rows": Side, "cols": Side}
+        self.sides = sides  # {"rows": Layout of M, "cols": Layout of M^T}
 
     def solve(self, side, Y, X, params):
         s = self.sides[side]

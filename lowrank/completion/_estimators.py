@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from lowrank._utils.rng import as_generator
 from lowrank.completion import _kernels
@@ -90,8 +91,9 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
         np.cumsum(np.bincount(rows, minlength=n_samples), out=indptr[1:])
         factors = np.zeros((n_samples, V.shape[1]))
         resid2 = np.empty(n_samples)
-        _kernels.run_rows(_kernels.solve_rows_exact, indptr, indptr, cols.astype(np.int64), resid,
-                          np.ascontiguousarray(V), factors, float(getattr(self, "alpha", 0.0)), resid2)
+        with threadpool_limits(limits=1, user_api="blas"):  # the row kernels already use every core
+            _kernels.run_rows(_kernels.solve_rows_exact, indptr, indptr, cols.astype(np.int64), resid,
+                              np.ascontiguousarray(V), factors, float(getattr(self, "alpha", 0.0)), resid2)
         filled = factors @ V.T + result.global_mean + result.col_bias[None, :]
         filled[rows, cols] = values
         return filled

@@ -112,32 +112,29 @@ def check_coverage(rows, cols, shape, name="observed"):
 class Layout:
     """The observed entries in one orientation: CSR arrays of M (rows) or of M^T (columns).
 
-    ``perm`` maps this layout's entry order to the row-major order of the COO triplets.
+    ``perm`` maps this layout's entry order to the row-major order of the COO triplets
+    (None for the row layout, which is in that order).
     """
 
-    def __init__(self, indptr, indices, perm, n_rows, n_cols):
+    def __init__(self, indptr, indices, data, perm, n_rows, n_cols):
         self.indptr = indptr
         self.indices = indices
+        self.data = data
         self.perm = perm
         self.n_rows = n_rows
         self.n_cols = n_cols
 
     @classmethod
-    def build(cls, rows, cols, shape):
-        """Layout of entries given in row-major order (``rows`` sorted) and of the transpose."""
+    def build(cls, rows, cols, values, shape):
+        """Layouts of M and M^T from entries in row-major order (``rows`` sorted)."""
         m, n = shape
         nnz = rows.shape[0]
         index_dtype = np.int32 if max(m, n, nnz) < 2**31 - 1 else np.int64
         row_ptr = np.zeros(m + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=m), out=row_ptr[1:])
         row_indices = cols.astype(index_dtype)
-        row_layout = cls(row_ptr, row_indices, None, m, n)
-        col_ptr, col_indices, order = transpose_csr(row_ptr, row_indices, n)  # within a column, rows stay sorted
-        col_layout = cls(col_ptr, col_indices, order, n, m)
+        data = np.ascontiguousarray(values, dtype=np.float64)
+        row_layout = cls(row_ptr, row_indices, data, None, m, n)
+        col_ptr, col_indices, col_data, order = transpose_csr(row_ptr, row_indices, data, n)
+        col_layout = cls(col_ptr, col_indices, col_data, order, n, m)
         return row_layout, col_layout
-
-    def values(self, row_major_values):
-        """This layout's data array from values in row-major order."""
-        if self.perm is None:
-            return np.ascontiguousarray(row_major_values)
-        return row_major_values[self.perm]

@@ -320,9 +320,10 @@ def pair_products(lo, hi, rows, cols, U, V, out):
 
 
 @numba.njit
-def transpose_csr(indptr, indices, n_cols):
-    """CSR arrays of the transpose (a stable counting sort by column): ``(t_indptr, t_indices, perm)``
-    with ``perm[q]`` the position in the original order of the transpose's ``q``-th entry."""
+def transpose_csr(indptr, indices, data, n_cols):
+    """CSR arrays of the transpose (a stable counting sort by column):
+    ``(t_indptr, t_indices, t_data, perm)`` with ``perm[q]`` the position in the original order
+    of the transpose's ``q``-th entry. One pass over the entries."""
     nnz = indices.shape[0]
     t_indptr = np.zeros(n_cols + 1, dtype=np.int64)
     for p in range(nnz):
@@ -331,14 +332,17 @@ def transpose_csr(indptr, indices, n_cols):
         t_indptr[c + 1] += t_indptr[c]
     nxt = t_indptr[:-1].copy()
     t_indices = np.empty(nnz, dtype=indices.dtype)
+    t_data = np.empty(nnz, dtype=data.dtype)
     perm = np.empty(nnz, dtype=np.int64)
     for i in range(indptr.shape[0] - 1):
         for p in range(indptr[i], indptr[i + 1]):
-            q = nxt[indices[p]]
-            nxt[indices[p]] = q + 1
+            c = indices[p]
+            q = nxt[c]
+            nxt[c] = q + 1
             t_indices[q] = i
+            t_data[q] = data[p]
             perm[q] = p
-    return t_indptr, t_indices, perm
+    return t_indptr, t_indices, t_data, perm
 
 
 def _num_threads():

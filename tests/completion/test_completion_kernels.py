@@ -116,9 +116,10 @@ def test_matmat_transpose_and_pair_products_match_scipy():
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
     coo = M.tocoo()
     rows, cols = coo.row.astype(np.int64), coo.col.astype(np.int64)
-    row_layout, col_layout = Layout.build(rows, cols, M.shape)
-    T = sp.csr_array((col_layout.values(coo.data), col_layout.indices, col_layout.indptr), shape=(30, 40))
+    row_layout, col_layout = Layout.build(rows, cols, coo.data, M.shape)
+    T = sp.csr_array((col_layout.data, col_layout.indices, col_layout.indptr), shape=(30, 40))
     np.testing.assert_array_equal(T.toarray(), M.T.toarray())
+    np.testing.assert_array_equal(col_layout.data, coo.data[col_layout.perm])
     U, V = np.random.default_rng(1).standard_normal((40, 3)), np.random.default_rng(2).standard_normal((30, 3))
     np.testing.assert_allclose(_kernels.pair_values(rows, cols, U, V), np.sum(U[rows] * V[cols], axis=1), rtol=1e-12)
 
