@@ -360,3 +360,13 @@ def test_cli_help_build_search_and_demo(tmp_path, monkeypatch, capsys):
     quality = cli_retrieval._low_rank_demo()  # the demo's first row (the second needs the model)
     err = float(quality.split("error ")[1].split(";")[0])
     assert err < 1e-10 and "recall@10 1.000" in quality
+
+
+@pytest.mark.gpu
+def test_torch_scorer_on_cuda_matches_cpu():
+    items, queries, W, cpu_scorer = _low_rank_problem()
+    gpu_scorer = TorchModuleScorer(cpu_scorer.module.to("cuda"), mode="pairs", device="cuda")
+    np.testing.assert_allclose(gpu_scorer(queries[:5], items), queries[:5] @ W @ items.T, rtol=1e-9, atol=1e-9)
+    index = CURIndex(gpu_scorer, n_anchor_items=10, random_state=0).fit(torch.as_tensor(items, device="cuda"), queries[:40])
+    idx, _ = index.search(torch.as_tensor(queries[40:], device="cuda"), k=5, budget=20)
+    np.testing.assert_array_equal(idx, np.argsort(-(queries[40:] @ W @ items.T), axis=1)[:, :5])

@@ -102,7 +102,7 @@ class DocstringRecall:
         self.test = np.arange(n_pool, S.shape[0])
         self.ref = np.argsort(-S[self.test], axis=1, kind="stable")[:, :10]
         docs = np.arange(S.shape[1])
-        self.cur = CURIndex(self.lookup, n_anchor_queries=min(n_pool, 200), n_anchor_items=self.budget // 2, random_state=0)
+        self.cur = CURIndex(self.lookup, n_anchor_queries=n_pool, n_anchor_items=self.budget // 2, random_state=0)
         self.cur.fit(docs, np.arange(n_pool))
         Eq, Ed = data["Eq"], data["Ed"]
         self.de = DualEncoderRetriever(lambda ids: Ed[np.asarray(ids)], self.lookup, metric="dot").fit(docs)

@@ -13,6 +13,7 @@ Writes the plot, a JSON of every figure next to it, and prints a table.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -42,7 +43,8 @@ def exact_scores(n_pool, n_test, max_seq_length, seed, cache, log=print):
     gen = np.random.default_rng(seed)
     perm = gen.permutation(len(corpus.queries))
     test_ids, pool_ids = perm[:n_test], perm[n_test : n_test + n_pool]
-    key = dict(n_pool=n_pool, n_test=n_test, max_seq_length=max_seq_length, seed=seed, n_docs=len(corpus.documents))
+    digest = hashlib.sha1("\x00".join(corpus.queries + corpus.documents).encode()).hexdigest()
+    key = dict(n_pool=n_pool, n_test=n_test, max_seq_length=max_seq_length, seed=seed, corpus=digest)
     scorer = MaxSimScorer(max_seq_length=max_seq_length)
     if cache is not None and Path(cache).exists():
         with np.load(cache) as z:

@@ -137,17 +137,20 @@ def docstring_corpus(*, modules=None, min_body_chars=200, max_body_chars=1000, n
 
 
 def _harvest(modules, min_body_chars, max_body_chars):
-    seen_objects, seen_summaries, pairs = set(), set(), {}
+    # Hold every object met: an id() is only unique while its object is alive, and some attributes
+    # are created on access, so a freed object's id could be reused by a different function.
+    met, seen_objects, seen_summaries, pairs = [], set(), set(), {}
     for module_name in modules:
         try:
             module = importlib.import_module(module_name)
         except ImportError:
             continue
         public = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
-        for attr in public:
+        for attr in sorted(public):  # some __all__ are built from sets: their order follows the hash seed
             obj = getattr(module, attr, None)
             if not (inspect.isroutine(obj) or isinstance(obj, np.ufunc)) or id(obj) in seen_objects:
                 continue
+            met.append(obj)
             seen_objects.add(id(obj))
             split = _split_docstring(getattr(obj, "__doc__", None), max_body_chars)
             if split is None:

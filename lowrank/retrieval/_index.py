@@ -158,7 +158,9 @@ class CURIndex(BaseEstimator):
         checkpoint : str or path, optional
             Folder for resumable building: every finished block of ``R`` is written there
             atomically, and a rerun with the same queries, items and ``batch_size`` scores only
-            the missing blocks. The folder is kept after a successful fit.
+            the missing blocks. The folder is kept after a successful fit. When only part of the
+            pool is used (``n_anchor_queries``), give an int ``random_state`` so that a rerun draws
+            the same anchor queries (otherwise the checkpoint is rejected as written for other data).
         client : distributed.Client, optional
             Score blocks of items as Dask tasks on this client (the scorer must pickle). Default:
             the active Dask client when ``distributed`` is imported and one exists, else serial.

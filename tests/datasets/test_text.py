@@ -66,3 +66,21 @@ def test_bad_input():
     with pytest.raises(ValueError, match="max_body_chars"):
         docstring_corpus(max_body_chars=0)
     assert docstring_corpus(modules=["no_such_module_xyz", "numpy.linalg"]).queries
+
+
+def test_same_corpus_in_every_process():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib; from lowrank.datasets import docstring_corpus; c = docstring_corpus(); "
+        "print(hashlib.sha1(chr(0).join(c.names + c.queries + c.documents).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1
