@@ -26,7 +26,7 @@ _BLOCK_NAME = re.compile(r"^block-(\d+)-(\d+)\.npz$")
 
 def build_anchor_scores(scorer, queries, items, n_queries, n_items, *, block_size, checkpoint, client, fingerprint, verbose):
     """Return ``(R, n_pairs_scored_now)`` with ``R`` of shape ``(n_queries, n_items)``."""
-    R = np.empty((n_queries, n_items))
+    R = np.empty((n_queries, n_items), order="F")  # column blocks land contiguously
     blocks = [(s, min(s + block_size, n_items)) for s in range(0, n_items, block_size)]
     done = set()
     folder = None
