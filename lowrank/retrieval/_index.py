@@ -14,7 +14,6 @@ from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.linalg import select_columns
 from lowrank.retrieval._build import build_anchor_scores
 from lowrank.retrieval._items import ScorerCalls, check_collection, fingerprint, take
-from lowrank.retrieval._search import top_k
 
 _KIND = "lowrank.retrieval.CURIndex"
 _SELECTIONS = ("rrqr", "leverage", "random")
@@ -285,9 +284,10 @@ class CURIndex(BaseEstimator):
                     new = np.argpartition(-approx_q, size - 1)[:size]
                     scored.append(new)
                     exact.append(calls(query, take(self.items_, new), 1, size)[0])
-                found, vals = top_k(np.concatenate(exact)[None, :], k)
-                indices[q] = np.concatenate(scored)[found[0]]
-                scores[q] = vals[0]
+                values = np.concatenate(exact)
+                best = np.argsort(-values, kind="stable")[:k]
+                indices[q] = np.concatenate(scored)[best]
+                scores[q] = values[best]
             bar.update(e - s)
         bar.close()
         self.n_scorer_calls_ = calls.n_pairs
