@@ -677,6 +677,11 @@ class FastRP(BaseEstimator):
             model.initial_vectors_ = None
         return model
 
+    @classmethod
+    def _sklearn_check_instances(cls):
+        # seeded, so sklearn's determinism checks run too; small so they run fast
+        return [cls(n_components=8, random_state=0), cls(n_components=8, normalize_rows="propagate", random_state=0)]
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.pairwise = True
