@@ -82,7 +82,9 @@ def demo():
     seconds = time.perf_counter() - start
     scores = evaluate_node_classification(E, labels, train_ratio=0.5, n_repeats=10, rng=0)
     rows.append(
-        DemoRow("fastrp", "karate club (34 vertices, 2 clubs)", f"micro-F1 {scores.micro_f1:.2f}", "chance 0.50", seconds)
+        DemoRow(
+            "fastrp", "karate club (34 vertices, 2 clubs)", f"micro-F1 {scores.micro_f1:.2f}", "chance 0.50", seconds
+        )
     )
 
     A, communities = planted_partition(20_000, 10, average_degree=20, mixing=0.3, rng=0)

@@ -40,7 +40,7 @@ def _finish_row(out, res, weight, normalize, propagate_normalized):
 def propagate_sparse(
     start, stop, indptr, indices, data, r_indptr, r_indices, r_data, out, res, weight, normalize, propagate_normalized
 ):
-    """First step on rows ``start:stop``: ``out = M @ R`` with ``R`` sparse (CSR arrays ``r_*``), then finish each row."""
+    """First step on rows ``start:stop``: ``out = M @ R``, ``R`` sparse (CSR arrays ``r_*``); then finish each row."""
     d = out.shape[1]
     for i in range(start, stop):
         row = out[i]
