@@ -88,7 +88,8 @@ def test_matches_dense_formula(dtype, options):
     normalize = {True: "paper", False: False, "propagate": "propagate"}[options.get("normalize_rows", True)]
     ref = _dense_reference(
         A, 24, weights, beta, transition=options.get("transition", "row"),
-        self_influence=options.get("self_influence", 0.0), normalize=normalize, standardize=options.get("standardize", True),
+        self_influence=options.get("self_influence", 0.0), normalize=normalize,
+        standardize=options.get("standardize", True),
     )
     assert E.dtype == dtype
     tol = 2e-4 if dtype == np.float32 else 1e-10
