@@ -10,8 +10,11 @@ has a known ground truth (labels, spectra, shading) and the low spectral rank of
 ``.hdr`` + binary). Nothing here downloads.
 """
 
+import importlib
 import logging
 import os
+import sys
+import types
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -81,6 +84,26 @@ def _load_image(image):
     return np.clip(rgb, 0.0, 1.0)
 
 
+def _import_colour():
+    """Import colour-science, then drop only the MagicMock stand-ins it registers for an absent matplotlib.
+
+    (``import_optional`` drops every non-module entry the import added, which includes colour's own lazy
+    sub-modules: later attribute access then re-imports colour and fails.)
+    """
+    before = set(sys.modules)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            colour = importlib.import_module("colour")
+        except ImportError:
+            import_optional("colour", purpose="synthetic_hyperspectral (measured spectra)")  # raises, naming the extra
+            raise
+    for key in set(sys.modules) - before:
+        if key.split(".")[0] in ("matplotlib", "mpl_toolkits") and not issubclass(type(sys.modules[key]), types.ModuleType):
+            del sys.modules[key]
+    return colour
+
+
 def reflectance_library(wavelengths):
     """Measured reflectance spectra shipped with colour-science, resampled at ``wavelengths``.
 
@@ -92,11 +115,9 @@ def reflectance_library(wavelengths):
     srgb : ndarray of shape (n_spectra, 3)
         Their sRGB colours under illuminant D65, clipped to [0, 1].
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        colour = import_optional("colour", purpose="synthetic_hyperspectral (measured spectra)")
-        from colour.quality.datasets.tcs import SDS_TCS
-        from colour.quality.datasets.vs import SDS_VS
+    colour = _import_colour()
+    from colour.quality.datasets.tcs import SDS_TCS
+    from colour.quality.datasets.vs import SDS_VS
 
     sources = [colour.SDS_COLOURCHECKERS["ColorChecker N Ohta"], colour.SDS_COLOURCHECKERS["BabelColor Average"],
                SDS_TCS["CIE 1995"], SDS_VS["NIST CQS 9.0"]]
