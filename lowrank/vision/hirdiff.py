@@ -145,9 +145,11 @@ class HIRDiff(BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from lowrank.datasets import synthetic_hyperspectral
     >>> from lowrank.vision import HIRDiff, Denoise
-    >>> clean = synthetic_hyperspectral(shape=32, rng=0).cube
+    >>> yy, xx = np.mgrid[:32, :32] / 32
+    >>> regions = np.stack([xx < 0.5, (xx >= 0.5) & (yy < 0.5), (xx >= 0.5) & (yy >= 0.5)], axis=-1)
+    >>> spectra = np.random.default_rng(0).uniform(0.2, 1.0, (3, 31))
+    >>> clean = regions @ spectra                      # a 32 x 32 x 31 cube of rank 3
     >>> noisy = Denoise().degrade(clean, 0.1, rng=0)
     >>> restored = HIRDiff(prior="tv", n_steps=4, random_state=0).restore(noisy, "denoise")
     >>> def psnr(x): return 10 * np.log10(1 / np.mean((x - clean) ** 2))
