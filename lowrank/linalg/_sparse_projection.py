@@ -75,7 +75,16 @@ def _check_density(density, n_features):
 
 
 def _projection_rows(rows, n_components, density, seed, dtype):
-    """Body of :func:`sparse_random_projection` without input validation."""
+    """Body of :func:`sparse_random_projection` without input validation (numba kernel)."""
+    from lowrank.linalg._sparse_projection_kernels import projection_rows_csr
+
+    value = 1.0 / np.sqrt(density * n_components)
+    indptr, indices, data = projection_rows_csr(rows, n_components, density, seed, value)
+    return sp.csr_matrix((data.astype(dtype, copy=False), indices, indptr), shape=(rows.size, n_components))
+
+
+def _projection_rows_numpy(rows, n_components, density, seed, dtype):
+    """Plain-numpy twin of the numba kernel (the tests' cross-check)."""
     value = 1.0 / np.sqrt(density * n_components)
     cols = np.arange(n_components, dtype=np.uint64)
     block = max(1, _BLOCK_ENTRIES // n_components)

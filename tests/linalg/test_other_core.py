@@ -138,3 +138,15 @@ def test_rank_selection():
         rank_by_knee([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="energy"):
         rank_by_energy(s, 1.5)
+
+
+def test_sparse_projection_numba_kernel_matches_numpy_twin():
+    from lowrank.linalg._sparse_projection import _projection_rows, _projection_rows_numpy
+
+    rows = np.array([0, 5, 17, 999, 3], dtype=np.int64)
+    for density, dtype in ((0.1, np.float64), (0.5, np.float32)):
+        a = _projection_rows(rows, 64, density, 2**62 + 7, np.dtype(dtype))
+        b = _projection_rows_numpy(rows, 64, density, 2**62 + 7, np.dtype(dtype))
+        assert a.dtype == b.dtype == dtype
+        assert (a != b).nnz == 0
+        np.testing.assert_array_equal(a.indptr, b.indptr)
