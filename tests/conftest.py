@@ -1,6 +1,13 @@
 import numpy as np
 import pytest
 
+try:
+    # Import igraph before any test imports colour-science: colour registers MagicMock objects as
+    # `matplotlib` when matplotlib is absent, and igraph's drawing module then fails to import.
+    import igraph  # noqa: F401
+except ImportError:
+    pass
+
 
 def _cuda_available():
     try:

@@ -52,10 +52,14 @@ def _drop_stand_in_modules(before):
 
     colour-science registers MagicMock objects as ``matplotlib`` when matplotlib is absent; a
     later ``import igraph`` (or anything probing for matplotlib) then breaks with a metaclass
-    error. The importing library keeps its own references, so removing the entries is safe.
+    error. The importing library keeps its own references, so removing those entries is safe.
     """
     for key in set(sys.modules) - before:
-        if not issubclass(type(sys.modules[key]), types.ModuleType):  # a mock may fake __class__
+        # Only matplotlib stand-ins: other libraries (colour itself) register lazy non-module objects
+        # that must stay. issubclass on the type, because a mock may fake __class__.
+        if key.split(".")[0] in ("matplotlib", "mpl_toolkits") and not issubclass(
+            type(sys.modules[key]), types.ModuleType
+        ):
             del sys.modules[key]
 
 
