@@ -160,6 +160,7 @@ def known_answer(S, Eq, Ed, n_pool, test_ids, k=10):
 
 def plot(rows, path, n_docs, n_anchor):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -176,6 +177,9 @@ def plot(rows, path, n_docs, n_anchor):
         ax.set_xlabel("exact scorer calls per query (budget)")
         ax.set_ylabel(f"recall@{k} vs exhaustive MaxSim")
         ax.set_xscale("log")
+        ticks = [r["budget"] for r in rows if r["budget"] >= k]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"numpy/scipy docstrings ({n_docs} docs), MaxSim over all-MiniLM-L6-v2 tokens, {n_anchor} anchor queries")
