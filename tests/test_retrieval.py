@@ -258,20 +258,28 @@ def test_maxsim_with_the_packaged_model():
 
 
 def test_dual_encoder_with_exact_embeddings_is_exact():
-    items, queries, W, _ = _low_rank_problem()
-    score = lambda q, x: q @ W @ x.T  # noqa: E731
-    de = DualEncoderRetriever(lambda x: x @ W.T, score, metric="dot").fit(items)
-    de_encoder_q = DualEncoderRetriever(lambda x: x, score, metric="dot")
-    de_encoder_q.item_embeddings_ = items @ W.T
-    de_encoder_q.items_, de_encoder_q.n_items_ = items, len(items)
-    idx, scores = de_encoder_q.search(queries, k=5, budget=5)
-    ref = np.argsort(-score(queries, items), axis=1)[:, :5]
+    gen = np.random.default_rng(2)
+    items, queries = gen.standard_normal((300, 8)), gen.standard_normal((20, 8))
+    score = lambda q, x: q @ x.T  # noqa: E731
+    truth = queries @ items.T
+    ref = np.argsort(-truth, axis=1)[:, :5]
+    de = DualEncoderRetriever(lambda x: x, score, metric="dot").fit(items)
+    idx, scores = de.search(queries, k=5, budget=5)  # exact embeddings: no re-ranking needed
     np.testing.assert_array_equal(idx, ref)
-    assert de_encoder_q.n_scorer_calls_ == len(queries) * 5
-    de.search(queries[:3], k=2, budget=9)
-    assert de.n_scorer_calls_ == 27
+    np.testing.assert_allclose(scores, np.take_along_axis(truth, ref, axis=1))
+    assert de.n_scorer_calls_ == 20 * 5
+    # a poor encoder: re-ranking the whole collection still recovers the exact answer
+    noisy = DualEncoderRetriever(lambda x: np.asarray(x)[:, :2], score).fit(items)
+    np.testing.assert_array_equal(noisy.search(queries, k=5, budget=300)[0], ref)
+    assert noisy.n_scorer_calls_ == 20 * 300
+    # and with a small budget it is worse than the exact encoder (recall is budget-limited)
+    assert recall_at_k(noisy.search(queries, k=5, budget=10)[0], ref) < 1.0
     with pytest.raises(ValueError, match="budget"):
         de.search(queries, k=2, budget=len(items) + 1)
+    with pytest.raises(ValueError, match="encoder"):
+        DualEncoderRetriever(lambda x: np.ones(3), score).fit(items)
+    with pytest.raises(ValueError, match="metric"):
+        DualEncoderRetriever(lambda x: x, score, metric="l1").fit(items)
 
 
 def test_exact_search_and_recall_against_numpy():
