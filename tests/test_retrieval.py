@@ -378,3 +378,35 @@ def test_torch_scorer_on_cuda_matches_cpu():
     index = CURIndex(gpu_scorer, n_anchor_items=10, random_state=0).fit(torch.as_tensor(items, device="cuda"), queries[:40])
     idx, _ = index.search(torch.as_tensor(queries[40:], device="cuda"), k=5, budget=20)
     np.testing.assert_array_equal(idx, np.argsort(-(queries[40:] @ W @ items.T), axis=1)[:, :5])
+
+
+@pytest.mark.parametrize("case", ["full_rank", "rank_deficient", "more_columns_than_rows", "rcond"])
+def test_growing_min_norm_matches_pinv(case):
+    from lowrank.retrieval._adaptive import GrowingMinNorm
+
+    gen = np.random.default_rng(7)
+    R = gen.standard_normal((30, 200))
+    if case == "rank_deficient":
+        R = gen.standard_normal((30, 4)) @ gen.standard_normal((4, 200))
+    blocks = [np.arange(0, 8), np.arange(50, 55), np.arange(100, 112)]
+    if case == "more_columns_than_rows":
+        blocks.append(np.arange(150, 170))
+    capacity = sum(b.size for b in blocks)
+    rcond = 1e-2 if case == "rcond" else None
+    base = GrowingMinNorm(R, capacity, rcond)
+    base.add(blocks[0])
+    solver = base.copy(capacity)
+    for j in range(1, len(blocks) + 1):
+        cols = np.concatenate(blocks[:j])
+        s = gen.standard_normal(cols.size)
+        expected = s @ scipy_pinv(R[:, cols], rcond)
+        np.testing.assert_allclose(solver.solve(s), expected, rtol=1e-7, atol=1e-9)
+        if j < len(blocks):
+            solver.add(blocks[j])
+    assert solver.exact_qr == (case == "full_rank")
+
+
+def scipy_pinv(A, rcond):
+    import scipy.linalg
+
+    return scipy.linalg.pinv(A) if rcond is None else scipy.linalg.pinv(A, rtol=rcond)

@@ -12,6 +12,7 @@ from lowrank._utils.progress import progress
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.linalg import select_columns
+from lowrank.retrieval._adaptive import GrowingMinNorm
 from lowrank.retrieval._build import build_anchor_scores
 from lowrank.retrieval._items import ScorerCalls, check_collection, fingerprint, take
 
@@ -261,6 +262,11 @@ class CURIndex(BaseEstimator):
         # The first round is the same algebra for every query: one GEMM per chunk of queries,
         # with the chunk bounded so the approximate scores stay ~16M floats.
         chunk = max(1, min(self.batch_size, 2**24 // self.n_items_))
+        adaptive = any(round_sizes[1:])
+        if adaptive:  # the anchors' QR is shared by every query; each query extends a copy
+            capacity = budget - round_sizes[-1]
+            base = GrowingMinNorm(R, capacity, self.rcond)
+            base.add(self.anchor_item_indices_)
         bar = progress(total=n_queries, desc="search", verbose=self.verbose, unit="query")
         for s in range(0, n_queries, chunk):
             e = min(s + chunk, n_queries)
@@ -274,16 +280,21 @@ class CURIndex(BaseEstimator):
                 if first:
                     scored.append(candidates[q - s])
                     exact.append(calls(query, take(self.items_, candidates[q - s]), 1, first)[0])
-                for size in round_sizes[1:]:
+                if adaptive:
+                    solver = base.copy(capacity)
+                    solver.add(scored[-1] if first else [])
+                for r, size in enumerate(round_sizes[1:], start=1):
                     if size == 0:
                         continue
                     # adaptive: refit the query's latent vector on every exactly scored item
-                    done, values = np.concatenate(scored), np.concatenate(exact)
-                    approx_q = _lstsq_row(R[:, done], values, self.rcond) @ R
+                    done = np.concatenate(scored)
+                    approx_q = solver.solve(np.concatenate(exact)) @ R
                     approx_q[done] = -np.inf
                     new = np.argpartition(-approx_q, size - 1)[:size]
                     scored.append(new)
                     exact.append(calls(query, take(self.items_, new), 1, size)[0])
+                    if r < len(round_sizes) - 1:
+                        solver.add(new)
                 values = np.concatenate(exact)
                 best = np.argsort(-values, kind="stable")[:k]
                 indices[q] = np.concatenate(scored)[best]
@@ -388,10 +399,3 @@ def _pinv(A, rcond):
     if rcond is None:
         return scipy.linalg.pinv(A, check_finite=False)
     return scipy.linalg.pinv(A, rtol=rcond, check_finite=False)
-
-
-def _lstsq_row(RA, s, rcond):
-    """Minimum-norm ``w`` minimizing ``||w @ RA - s||``."""
-    cond = rcond if rcond is not None else max(RA.shape) * np.finfo(np.float64).eps
-    # QR with column pivoting (gelsy) is several times faster than the SVD driver at these shapes.
-    return scipy.linalg.lstsq(RA.T, s, cond=cond, check_finite=False, lapack_driver="gelsy")[0]
