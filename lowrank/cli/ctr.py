@@ -1,6 +1,5 @@
 """Command-line face of lowrank.ctr: ``ctr-compress`` and the AFM rows of ``lowrank demo``."""
 
-import argparse
 
 from lowrank.cli import DemoRow, timed
 
@@ -49,7 +48,6 @@ def _compress(args):
 
 
 def demo():
-    import numpy as np
     import torch
 
     from lowrank.ctr import CTRTrainer, MLPCTR, compress_afm, compress_weight_svd, evaluate_ctr

@@ -110,7 +110,6 @@ def _run_train(args):
 
 def demo():
     """HIR-Diff (shipped U-Net prior and TV fallback) on a 32x32x31 synthetic cube, 10 steps, vs baselines."""
-    import numpy as np
 
     from lowrank.datasets import synthetic_hyperspectral
     from lowrank.vision import Denoise, HIRDiff, SuperResolve

@@ -1,7 +1,6 @@
 """AFM compression against exact references: full rank is the identity, span-exactness, dense
 covariance, merged layers, and AFM beating weight SVD on output error."""
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
