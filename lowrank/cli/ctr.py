@@ -1,6 +1,5 @@
 """Command-line face of lowrank.ctr: ``ctr-compress`` and the AFM rows of ``lowrank demo``."""
 
-
 from lowrank.cli import DemoRow, timed
 
 
