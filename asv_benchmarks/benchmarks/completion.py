@@ -76,7 +76,8 @@ class CompletionRank50:
 
     def track_exact_over_robust_time(self):
         robust, t_robust = _timed(lambda: complete_matrix(self.planted.observed, 50, rng=0, **FAST))
-        exact, t_exact = _timed(lambda: complete_matrix(self.planted.observed, 50, rng=0, **dict(FAST, method="altmin")))
+        exact_options = dict(FAST, method="altmin")
+        exact, t_exact = _timed(lambda: complete_matrix(self.planted.observed, 50, rng=0, **exact_options))
         if max(self.planted.relative_error(robust), self.planted.relative_error(exact)) > 1e-3:
             raise RuntimeError("a method did not reach relative error 1e-3")
         return t_exact / t_robust
@@ -99,7 +100,8 @@ class CompletionScaling:
         self.planted = _planted(n, n_observed, 10)
 
     def track_seconds_per_million_entries(self, n_observed):
-        _, seconds = _timed(lambda: complete_matrix(self.planted.observed, 10, rng=0, svd_n_iter=1, tol=0.0, max_iter=3))
+        observed = self.planted.observed
+        _, seconds = _timed(lambda: complete_matrix(observed, 10, rng=0, svd_n_iter=1, tol=0.0, max_iter=3))
         return seconds / 3 / (self.planted.observed.nnz / 1e6)
 
     track_seconds_per_million_entries.unit = "s per 1e6 entries per sweep"

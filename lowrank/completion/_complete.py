@@ -177,7 +177,10 @@ def _iv(observed, rank, mask, method, max_iter, tol, alpha, bias, n_inner, preco
     opts["bias"] = bool(bias)
     opts["n_inner"] = check_int(n_inner, "n_inner", low=1)
     opts["preconditioner"] = check_choice(preconditioner, "preconditioner", PRECONDITIONERS)
-    opts["sketch_size"] = 4 * opts["rank"] if sketch_size is None else check_int(sketch_size, "sketch_size", low=opts["rank"])
+    if sketch_size is None:
+        opts["sketch_size"] = 4 * opts["rank"]
+    else:
+        opts["sketch_size"] = check_int(sketch_size, "sketch_size", low=opts["rank"])
     if incoherence is None:
         m = shape[0]
         opts["incoherence"] = float(np.sqrt(2.0 * np.log(max(m * opts["rank"], 2)) / opts["rank"]))
@@ -245,7 +248,8 @@ def _complete_body(opts, gen):
     rows, cols, values, shape = opts["rows"], opts["cols"], opts["values"], opts["shape"]
     validation = None
     if opts["validation_fraction"]:
-        (rows, cols, values), validation = _split_validation(rows, cols, values, shape, opts["validation_fraction"], gen)
+        fraction = opts["validation_fraction"]
+        (rows, cols, values), validation = _split_validation(rows, cols, values, shape, fraction, gen)
     mean, row_bias, col_bias = 0.0, np.zeros(shape[0]), np.zeros(shape[1])
     if opts["bias"]:
         mean, row_bias, col_bias = _fit_biases(rows, cols, values, shape, opts["alpha"])

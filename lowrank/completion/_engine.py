@@ -36,7 +36,8 @@ def _matmat(indptr, indices, data, B):
 def csr_matmat(indptr, indices, data, B):
     """``M @ B`` for CSR arrays of ``M``, on every core."""
     out = np.empty((indptr.shape[0] - 1, B.shape[1]))
-    _kernels.run_rows(_kernels.csr_matmat, indptr, indptr, indices, data, np.ascontiguousarray(B, dtype=np.float64), out)
+    B = np.ascontiguousarray(B, dtype=np.float64)
+    _kernels.run_rows(_kernels.csr_matmat, indptr, indptr, indices, data, B, out)
     return out
 
 

@@ -118,7 +118,9 @@ class CompletionResult:
             if ids is not None:
                 ids = np.asarray(ids)
                 if ids.shape != (size,) or ids.dtype.kind not in "iuU":
-                    raise ValueError(f"`{name}` must be {size} integers or strings, got {ids.dtype} of shape {ids.shape}")
+                    raise ValueError(
+                        f"`{name}` must be {size} integers or strings, got {ids.dtype} of shape {ids.shape}"
+                    )
                 arrays[name] = ids
         arrays.update({f"history_{key}": val for key, val in history.items()})
         meta = {"global_mean": self.global_mean, "n_iter": self.n_iter, "converged": self.converged,

@@ -263,3 +263,26 @@ def test_rows_with_fewer_entries_than_rank_are_handled():
         assert np.isfinite(result.U).all() and np.isfinite(result.V).all()
         # the under-determined row still fits its own observations
         np.testing.assert_allclose(result.to_dense()[0, :2], M[0, :2], atol=1e-4)
+
+
+def test_memory_stays_linear_in_observed_entries():
+    # a dense 20,000 x 20,000 float64 matrix would take 3.2 GB; 200k observed entries need a few MB
+    import tracemalloc
+
+    planted = planted_low_rank(20_000, 20_000, 2, 0.0005, rng=0)
+    complete_matrix(planted.observed, 2, max_iter=1, rng=0)  # compile outside the measurement
+    tracemalloc.start()
+    result = complete_matrix(planted.observed, 2, max_iter=3, rng=0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 100e6
+    assert result.U.shape == (20_000, 2)
+
+
+def test_verbose_reports_progress(planted, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="lowrank.completion"):
+        result = complete_matrix(planted.observed, 3, max_iter=3, tol=0.0, rng=0, verbose=True)
+    assert result.n_iter == 3
+    assert sum("sweep" in record.getMessage() for record in caplog.records) == 3

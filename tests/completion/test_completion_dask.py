@@ -31,7 +31,8 @@ async def test_dask_blocks_equal_local(s, a, b):
     for kwargs in CASES:
         local = complete_matrix(planted.observed, 3, **kwargs)
         # complete_matrix drives Dask synchronously: run it in a thread while this loop serves the cluster
-        remote = await asyncio.get_running_loop().run_in_executor(None, _on_cluster, s.address, planted.observed, kwargs)
+        loop = asyncio.get_running_loop()
+        remote = await loop.run_in_executor(None, _on_cluster, s.address, planted.observed, kwargs)
         np.testing.assert_array_equal(remote.U, local.U)
         np.testing.assert_array_equal(remote.V, local.V)
         assert remote.history["train_rmse"] == local.history["train_rmse"]
