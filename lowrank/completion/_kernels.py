@@ -121,22 +121,21 @@ def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
     thread or worker. With at most ``sketch_rows`` observations the "sketch" is ``A`` itself.
     """
     nnz, k = A.shape
-    # The sketch is stored transposed (k x rows), so Householder sweeps run over contiguous memory.
     if nnz <= sketch_rows:
         s_rows = nnz
-        SAt = np.zeros((k, nnz + k))
+        SA = np.zeros((nnz + k, k))
         for l in range(nnz):
             for a in range(k):
-                SAt[a, l] = A[l, a]
+                SA[l, a] = A[l, a]
     else:
         s_rows = sketch_rows
-        SAt = np.zeros((k, sketch_rows + k))
+        SA = np.zeros((sketch_rows + k, k))
         for l in range(nnz):
             bits = counter_bits(seed, row_id, l)
             bucket = np.int64(bits % np.uint64(sketch_rows))
             sign = 1.0 if (bits >> np.uint64(63)) == np.uint64(0) else -1.0
             for a in range(k):
-                SAt[a, bucket] += sign * A[l, a]
+                SA[bucket, a] += sign * A[l, a]
     # Without regularization a tiny ridge keeps R invertible when the row has fewer observations
     # than the rank; being a ridge (not a patched diagonal) it keeps the steps in A's row space.
     ridge = alpha
@@ -148,35 +147,8 @@ def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
         ridge = 1e-12 * frob2 / k if frob2 > 0.0 else 1.0
     root = np.sqrt(ridge)
     for a in range(k):
-        SAt[a, s_rows + a] = root
-    rows = s_rows + k
-    # Householder QR, keeping R only.
-    v = np.empty(rows)
-    for j in range(k):
-        norm2 = 0.0
-        for i in range(j, rows):
-            norm2 += SAt[j, i] * SAt[j, i]
-        norm = np.sqrt(norm2)
-        if norm == 0.0:
-            continue
-        alpha_j = -norm if SAt[j, j] > 0 else norm
-        for i in range(j, rows):
-            v[i] = SAt[j, i]
-        v[j] -= alpha_j
-        vnorm2 = norm2 - SAt[j, j] * SAt[j, j] + v[j] * v[j]
-        if vnorm2 == 0.0:
-            continue
-        for c in range(j, k):
-            dot = 0.0
-            for i in range(j, rows):
-                dot += v[i] * SAt[c, i]
-            f = 2.0 * dot / vnorm2
-            for i in range(j, rows):
-                SAt[c, i] -= f * v[i]
-    R = np.zeros((k, k))
-    for a in range(k):
-        for c in range(a, k):
-            R[a, c] = SAt[c, a]
+        SA[s_rows + a, a] = root
+    _, R = np.linalg.qr(SA)  # LAPACK Householder QR (geqrf)
     return R
 
 
