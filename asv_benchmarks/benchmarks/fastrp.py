@@ -1,7 +1,6 @@
 """FastRP: time/peak memory on planted-partition graphs (1M and 10M edges), BlogCatalog speed and F1,
 and the speed ratio against a plain scipy implementation of the same formula, measured in one process."""
 
-import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -10,7 +9,7 @@ from lowrank.datasets import load_blogcatalog, planted_partition
 from lowrank.graphs import evaluate_node_classification, fastrp
 from lowrank.linalg import sparse_random_projection
 
-from ._common import shared_data_path
+from ._common import best_of, shared_data_path
 
 PAPER_WEIGHTS = (0.0, 0.0, 1.0, 6.67)
 BETA = -0.64
@@ -40,15 +39,6 @@ def _warm():
     A, _ = planted_partition(200, 2, average_degree=5, rng=0)
     for dtype in (np.float32, np.float64):
         fastrp(A, 8, rng=0, dtype=dtype)
-
-
-def _best_of(fn, repeat=3):
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 class FastRPPlanted:
@@ -91,8 +81,8 @@ class FastRPRatios:
             self.dim = 128
 
     def track_speedup_vs_scipy(self, graph):
-        ours = _best_of(lambda: fastrp(self.A, self.dim, rng=0))
-        peer = _best_of(lambda: scipy_fastrp(self.A, self.dim, seed=0))
+        ours = best_of(lambda: fastrp(self.A, self.dim, rng=0))
+        peer = best_of(lambda: scipy_fastrp(self.A, self.dim, seed=0))
         return peer / ours
 
     track_speedup_vs_scipy.unit = "ratio"

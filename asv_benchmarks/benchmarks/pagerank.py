@@ -15,6 +15,8 @@ import scipy.sparse as sp
 from lowrank.graphs import PowerWalk, personalized_pagerank
 from lowrank.graphs._ppr_common import Transition
 
+from ._common import best_of
+
 ALPHA = 0.85
 SIZES = {"1M": 100_000, "10M": 1_000_000}
 N_SEEDS = {"1M": 100, "10M": 16}  # 16 keeps the 10M-arc (n, k) block near 128 MB
@@ -121,15 +123,6 @@ def igraph_prpack(A, seeds):
     )
 
 
-def _best_of(fn, repeat=1):
-    best = np.inf
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def _precision_at(approx, exact, k=100):
     return float(
         np.mean([np.intersect1d(np.argsort(-a)[:k], np.argsort(-e)[:k]).size / k for a, e in zip(approx, exact)])
@@ -166,13 +159,13 @@ class ExactPPRRatios:
         _warm()
         self.A = barabasi_albert(SIZES["1M"])
         self.seeds = _seeds(self.A.shape[0], 100)
-        self.ours = _best_of(lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6))
+        self.ours = best_of(repeat=1, fn=lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6))
 
     def track_speedup_vs_scipy_power_loop(self):
-        return _best_of(lambda: scipy_power_loop(self.A, self.seeds)) / self.ours
+        return best_of(repeat=1, fn=lambda: scipy_power_loop(self.A, self.seeds)) / self.ours
 
     def track_speedup_vs_scipy_block(self):
-        return _best_of(lambda: scipy_block_loop(self.A, self.seeds)) / self.ours
+        return best_of(repeat=1, fn=lambda: scipy_block_loop(self.A, self.seeds)) / self.ours
 
     def track_speedup_vs_igraph_prpack(self):
         from importlib.util import find_spec
@@ -180,7 +173,7 @@ class ExactPPRRatios:
         if find_spec("igraph") is None:
             raise NotImplementedError("igraph not installed")
         few = self.seeds[:5]  # PRPACK solves one seed at a time (~0.7 s each here): time 5, scale to 100
-        return _best_of(lambda: igraph_prpack(self.A, few)) * (len(self.seeds) / len(few)) / self.ours
+        return best_of(repeat=1, fn=lambda: igraph_prpack(self.A, few)) * (len(self.seeds) / len(few)) / self.ours
 
 
 class PowerWalkIndex:
@@ -244,7 +237,7 @@ class PowerWalkQuality:
         return _precision_at(self.approx, self.exact, 100)
 
     def track_query_speedup_vs_exact(self):
-        return _best_of(lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6)) / self.query_s
+        return best_of(repeat=1, fn=lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6)) / self.query_s
 
 
 def _main():
