@@ -493,8 +493,10 @@ def train_prior(images=None, *, crop=64, batch_size=64, n_iter=2000, lr=2e-4, ch
     pool_size = batch_size * 50
     pool, cursor = None, pool_size
     sd = SmallUNet.sigma_data
+    benchmark = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed shapes: let cuDNN pick its kernels
     start = time.perf_counter()
-    running = 0.0
+    running = torch.zeros((), device=device)  # kept on the device: no host sync per step
     bar = progress(range(n_iter), desc="train-prior", verbose=verbose)
     for step in bar:
         if cursor + batch_size > pool_size:
@@ -518,15 +520,16 @@ def train_prior(images=None, *, crop=64, batch_size=64, n_iter=2000, lr=2e-4, ch
             decay = min(ema, (1 + step) / (10 + step))
             for pe, pm in zip(ema_model.parameters(), model.parameters()):
                 pe.lerp_(pm, 1 - decay)
-        running = 0.98 * running + 0.02 * float(loss.detach()) if step else float(loss.detach())
+        running = 0.98 * running + 0.02 * loss.detach() if step else loss.detach().clone()
         if verbose and step % 500 == 0:
-            logger.info("train-prior step %d loss %.4f (%.0f s)", step, running, time.perf_counter() - start)
+            logger.info("train-prior step %d loss %.4f (%.0f s)", step, float(running), time.perf_counter() - start)
         if time_limit is not None and time.perf_counter() - start > time_limit:
             logger.info("train-prior: time limit reached after %d steps", step + 1)
             break
+    torch.backends.cudnn.benchmark = benchmark
     ema_model.eval()
     ema_model.train_steps_ = step + 1
-    ema_model.train_loss_ = running
+    ema_model.train_loss_ = float(running)
     if out is not None:
         save_unet(ema_model, out)
     return ema_model

@@ -37,10 +37,11 @@ GRID = {
     "inpaint": list(itertools.product([1.0, 2.0, 4.0, 8.0], [0.0, 0.01, 0.03])),
 }
 LRTV_GRID = [0.001, 0.003, 0.01, 0.03, 0.1]
-# Validation choices of the first H200 run (chelsea cubes; inpaint 256 not reached, 64's reused):
+# Validation choices of the first H200 run (chelsea cubes; inpaint 256 not reached, 64's reused; unet denoise 64
+# re-tuned in the second run with the width-40 weights: "estimate"):
 # (psnr, eta_fidelity, eta_tv[, start]) per (prior, task, size). Used with --skip-val.
 CHOSEN = {
-    ("unet", "denoise", 64): (0, 4.0, 0.1, "noise"), ("tv", "denoise", 64): (0, 4.0, 0.1, "estimate"),
+    ("unet", "denoise", 64): (0, 4.0, 0.1, "estimate"), ("tv", "denoise", 64): (0, 4.0, 0.1, "estimate"),
     ("lrtv", "denoise", 64): (0, 0.03),
     ("unet", "sr", 64): (0, 16.0, 0.03, "estimate"), ("tv", "sr", 64): (0, 16.0, 0.03, "estimate"),
     ("lrtv", "sr", 64): (0, 0.001),
@@ -90,8 +91,16 @@ def main():
     parser.add_argument("--quick", action="store_true", help="smoke test: 64x64 only, tiny grids")
     parser.add_argument("--skip-val", action="store_true", help="use CHOSEN instead of tuning on validation cubes")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--channels", type=int, default=32, help="U-Net width when training")
+    parser.add_argument("--compare", default=None, help="other U-Net weights evaluated side by side ('unet_old')")
+    parser.add_argument("--val-tasks", default=None,
+                        help="comma list of tasks tuned on the validation cubes (others use CHOSEN; default all)")
+    parser.add_argument("--val-priors", default="unet,tv,lrtv",
+                        help="priors tuned on the validation cubes (others use CHOSEN)")
     args = parser.parse_args()
     sizes = (64,) if args.quick else (64, 256)
+    val_tasks = tuple(TASKS) if args.val_tasks is None else tuple(t for t in args.val_tasks.split(",") if t)
+    val_priors = tuple(args.val_priors.split(","))
     if args.quick:
         for task in GRID:
             GRID[task] = GRID[task][:2]
@@ -104,6 +113,7 @@ def main():
         with np.load(os.path.join(args.data, "images.npz")) as f:
             images = [f[k] for k in f.files]
         net, seconds = timed(lambda: train_prior(images, crop=64, batch_size=args.batch_size, n_iter=10**6,
+                                                 channels=args.channels,
                                                  lr=4e-4, time_limit=args.train_seconds, device=device,
                                                  out=os.path.join(args.out, "hirdiff_unet.npz"), rng=0))
         results["train"] = {"seconds": seconds, "steps": net.train_steps_, "loss": net.train_loss_}
@@ -112,14 +122,20 @@ def main():
     else:
         weights = args.weights
     priors = {"unet": load_prior(weights, device=device), "tv": fallback_prior()}
+    if args.compare:
+        priors["unet_old"] = load_prior(args.compare, device=device)
 
     # 1) tune eta on the validation cubes, per prior, task and size
-    chosen = dict(CHOSEN) if args.skip_val else {}
+    chosen = dict(CHOSEN)
     for size in (() if args.skip_val else sizes):
         clean = cubes[f"val{size}"]
         for task in TASKS:
+            if task not in val_tasks:
+                continue
             op, y = observe(clean, task, seed=1)
             for pname, prior in priors.items():
+                if pname not in val_priors:
+                    continue
                 best = None
                 starts = ("estimate", "noise") if pname == "unet" else ("estimate",)
                 for (ef, et), start in itertools.product(GRID[task], starts):
@@ -130,6 +146,8 @@ def main():
                         best = (p, ef, et, start)
                 chosen[(pname, task, size)] = best
                 print("val", size, task, pname, best, flush=True)
+            if "lrtv" not in val_priors:
+                continue
             best = max((quality_report(lowrank_tv_restore(y, op, eta_tv=et, n_iter=400, lr=0.05, device=device), clean)["psnr"], et)
                        for et in LRTV_GRID)
             chosen[("lrtv", task, size)] = best
@@ -149,7 +167,8 @@ def main():
             rows.append(dict(size=size, task=task, method=f"lowrank+TV (eta_tv={et})", seconds=sec,
                              **quality_report(out, clean)))
             for pname, prior in priors.items():
-                _, ef, et, start = chosen[(pname, task, size)]
+                _, ef, et, start = chosen.get((pname, task, size), CHOSEN[("unet" if "unet" in pname else pname,
+                                                                            task, size)])
                 model = HIRDiff(prior=prior, eta_fidelity=ef, eta_tv=et, start=start, random_state=0, device=device)
                 run(model, y, op)  # warm-up
                 scores = []
@@ -160,7 +179,7 @@ def main():
                 mean = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
                 mean["psnr_std"] = float(np.std([s["psnr"] for s in scores]))
                 rows.append(dict(size=size, task=task, method=f"HIR-Diff {pname} (eta={ef},{et},{start})", **mean))
-            for r in rows[-4:]:
+            for r in rows[-(2 + len(priors)):]:
                 print(rounded(r), flush=True)
             with open(os.path.join(args.out, "results.json"), "w") as f:
                 json.dump(results | {"rows": rows}, f, indent=1, default=float)
