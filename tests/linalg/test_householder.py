@@ -14,15 +14,6 @@ except ImportError:  # the numpy tests still run without the torch extra
 needs_torch = pytest.mark.skipif(torch is None, reason="needs the torch extra")
 
 
-@pytest.fixture
-def one_torch_thread():
-    # tiny matrices: extra threads only add contention on a shared runner
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _explicit_product(V):
     """H_1 H_2 ... H_k formed one dense reflection at a time, in float64."""
     V = np.asarray(V, dtype=np.float64)

@@ -20,14 +20,6 @@ from lowrank.vision._hsi_schedule import exponential_alpha_bar  # noqa: E402
 from lowrank.vision._hsi_tv import edge_weights  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _low_rank_cube(rng, h=12, w=10, b=20, r=3, noise=0.0):
     cube = rng.random((h, w, r)) @ rng.random((r, b))
     return cube + noise * rng.standard_normal(cube.shape)

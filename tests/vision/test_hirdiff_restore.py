@@ -18,14 +18,6 @@ from lowrank.vision.prior import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def clean():
     """A piecewise-smooth rank-3 cube with planted spectra (no optional data packages needed)."""

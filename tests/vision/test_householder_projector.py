@@ -12,15 +12,6 @@ torch = pytest.importorskip("torch")
 from lowrank.vision import HouseholderProjector, closed_form_directions, traverse  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # small layers: extra threads only add contention on a shared runner
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 @pytest.mark.parametrize("in_f,out_f,rank", [(16, 12, 5), (12, 16, 12), (64, 64, 10)])
 def test_exactly_rank_unit_singular_values(dtype, tol, in_f, out_f, rank):
