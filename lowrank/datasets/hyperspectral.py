@@ -10,11 +10,8 @@ has a known ground truth (labels, spectra, shading) and the low spectral rank of
 ``.hdr`` + binary). Nothing here downloads.
 """
 
-import importlib
 import logging
 import os
-import sys
-import types
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -85,23 +82,11 @@ def _load_image(image):
 
 
 def _import_colour():
-    """Import colour-science, then drop only the MagicMock stand-ins it registers for an absent matplotlib.
-
-    (``import_optional`` drops every non-module entry the import added, which includes colour's own lazy
-    sub-modules: later attribute access then re-imports colour and fails.)
-    """
-    before = set(sys.modules)
+    """Import colour-science quietly; ``import_optional`` names the extra when it is missing and drops
+    the MagicMock stand-ins colour registers for an absent matplotlib."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            colour = importlib.import_module("colour")
-        except ImportError:
-            import_optional("colour", purpose="synthetic_hyperspectral (measured spectra)")  # raises, naming the extra
-            raise
-    for key in set(sys.modules) - before:
-        if key.split(".")[0] in ("matplotlib", "mpl_toolkits") and not issubclass(type(sys.modules[key]), types.ModuleType):
-            del sys.modules[key]
-    return colour
+        return import_optional("colour", purpose="synthetic_hyperspectral (measured spectra)")
 
 
 def reflectance_library(wavelengths):
