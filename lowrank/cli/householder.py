@@ -14,15 +14,20 @@ from lowrank.cli import DemoRow, timed
 def register(subparsers):
     p = subparsers.add_parser(
         "householder-demo",
-        help="train a small VAE on procedural shapes, compare SeFa with the Householder projector (MIG, DCI), save traversal PNGs",
+        help="train a small style-based generator on procedural shapes, compare SeFa with the Householder projector (MIG, DCI), save traversal PNGs",
         description=(
-            "Trains a VAE on procedurally generated dSprites-like shapes, reads latent directions off its "
-            "style layer in closed form (SeFa), replaces the layer by a Householder projector and fine-tunes, "
-            "then scores every set of directions with MIG and DCI against the known factors. Writes one "
-            "traversal grid PNG per method (rows: directions, columns: steps) and metrics.md / metrics.json."
+            "Trains a small generator on procedurally generated dSprites-like shapes, reads latent directions "
+            "off its style layer in closed form (SeFa), replaces the layer by a Householder projector and "
+            "fine-tunes, then scores every set of directions with MIG and DCI against the known factors. "
+            "--model style (default): mapping network z -> w, affine w -> styles (the projector's place, as in "
+            "the paper), modulated convolutions; directions scored by traversal in w with a fixed factor "
+            "classifier. --model vae: the earlier MLP VAE, codes D mu(x). Writes one traversal grid PNG per "
+            "method (rows: directions, columns: steps) and metrics.md / metrics.json."
         ),
     )
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    p.add_argument("--model", choices=("style", "vae"), default="style",
+                   help="style: style-based generator, projector in the affine w -> styles layer (default); vae: MLP VAE")
     p.add_argument("--size", choices=("tiny", "full"), default="tiny",
                    help="tiny: seconds to minutes on a CPU; full: the configuration of the reported figures (use a GPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -37,7 +42,10 @@ def register(subparsers):
 def _run_householder_demo(args):
     import torch
 
-    from lowrank.vision._shapes_vae import config_dict, config_from, run_demo
+    if args.model == "style":
+        from lowrank.vision._shapes_style import config_dict, run_style_demo as run_demo, style_config_from as config_from
+    else:
+        from lowrank.vision._shapes_vae import config_dict, config_from, run_demo
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     overrides = {"device": device, "seed": args.seed}
@@ -61,8 +69,10 @@ def metrics_table(rows):
     """Markdown table of the demo's metric rows."""
     cols = [("method", "method", "{}"), ("MIG", "mig", "{:.3f}"), ("DCI-D", "dci_disentanglement", "{:.3f}"),
             ("DCI-C", "dci_completeness", "{:.3f}"), ("DCI-I", "dci_informativeness", "{:.3f}"),
+            ("attr-D", "attr_disentanglement", "{:.3f}"), ("attr-C", "attr_completeness", "{:.3f}"),
             ("recon MSE", "recon_mse", "{:.4f}"), ("Frechet (features)", "frechet", "{:.2f}"),
             ("time (s)", "seconds", "{:.1f}")]
+    cols = [c for c in cols if any(c[1] in r for r in rows)]
     lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(fmt.format(r[key]) for _, key, fmt in cols) + " |")

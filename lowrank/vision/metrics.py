@@ -14,7 +14,7 @@ import numpy as np
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_choice, check_float, check_int
 
-__all__ = ["mutual_information_matrix", "mig", "dci", "dci_from_importance", "DCIResult"]
+__all__ = ["mutual_information_matrix", "mig", "dci", "dci_from_importance", "traversal_importance", "DCIResult"]
 
 
 def _iv_codes_factors(codes, factors):
@@ -308,3 +308,51 @@ def _fit_importance(model, X, y, seed):
 
     clf = LogisticRegression(l1_ratio=1.0, solver="saga", C=1.0, max_iter=500, random_state=seed).fit(X, y)
     return clf, np.abs(clf.coef_).sum(axis=0)
+
+
+def traversal_importance(labels, *, reference_step=None):
+    """Importance of each direction for each factor from traversals: how often a step changes the factor.
+
+    ``labels[j, b, t, f]`` is the value of factor ``f`` (e.g. predicted by a fixed classifier) in the
+    image obtained from base point ``b`` moved by step ``t`` along direction ``j``. The importance
+    of direction ``j`` for factor ``f`` is the fraction of (base point, step) pairs, the reference
+    step excluded, whose label differs from the label at the reference step (the unedited image).
+    The result feeds :func:`dci_from_importance` (rows: directions, columns: factors).
+
+    Parameters
+    ----------
+    labels : array-like of int, shape (n_directions, n_base, n_steps, n_factors)
+        Factor values along each traversal (``n_steps >= 2``).
+    reference_step : int, optional
+        Index of the unedited step; default ``n_steps // 2`` (the middle of a symmetric traversal).
+
+    Returns
+    -------
+    ndarray, shape (n_directions, n_factors)
+        Flip fractions in ``[0, 1]``.
+
+    Raises
+    ------
+    TypeError
+        If ``labels`` does not hold integers.
+    ValueError
+        If ``labels`` is not 4-D with at least two steps, or ``reference_step`` is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lab = np.zeros((2, 1, 3, 2), dtype=int)
+    >>> lab[0, 0, 2, 0] = 1  # direction 0 changes factor 0 at the last step
+    >>> traversal_importance(lab)
+    array([[0.5, 0. ],
+           [0. , 0. ]])
+    """
+    L = np.asarray(labels)
+    if L.dtype.kind not in "biu":
+        raise TypeError(f"`labels` must hold integers, got dtype {L.dtype}")
+    if L.ndim != 4 or min(L.shape) == 0 or L.shape[2] < 2:
+        raise ValueError(f"`labels` must have shape (n_directions, n_base, n_steps >= 2, n_factors), got {L.shape}")
+    n_steps = L.shape[2]
+    ref = n_steps // 2 if reference_step is None else check_int(reference_step, "reference_step", low=0, high=n_steps - 1)
+    changed = L != L[:, :, ref : ref + 1, :]
+    return changed.sum(axis=(1, 2)) / (L.shape[1] * (n_steps - 1))

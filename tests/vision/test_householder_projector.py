@@ -204,7 +204,7 @@ def _read_png_size(path):
 def test_householder_demo_cli(tmp_path):
     from lowrank.cli import main
 
-    rc = main(["householder-demo", "--out", str(tmp_path), "--pretrain-steps", "15", "--finetune-steps", "5",
+    rc = main(["householder-demo", "--model", "vae", "--out", str(tmp_path), "--pretrain-steps", "15", "--finetune-steps", "5",
                "--feature-steps", "5", "--n-train", "400", "--device", "cpu"])
     assert rc == 0
     result = json.loads((tmp_path / "metrics.json").read_text())

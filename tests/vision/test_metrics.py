@@ -120,3 +120,28 @@ def test_dci_is_deterministic_for_a_seed(rng):
 def test_bad_input(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+def test_traversal_importance_hand_computed():
+    from lowrank.vision.metrics import traversal_importance
+
+    lab = np.zeros((2, 2, 3, 2), dtype=int)
+    lab[0, 0, 0, 0] = 1  # direction 0, base 0: factor 0 differs at step 0 (reference = step 1)
+    lab[0, 1, :, 0] = 5  # constant along the traversal: no flip
+    lab[1, :, 2, 1] = 3  # direction 1: factor 1 flips at step 2 for both bases
+    R = traversal_importance(lab)
+    np.testing.assert_allclose(R, [[1 / 4, 0.0], [0.0, 2 / 4]])
+    np.testing.assert_allclose(traversal_importance(lab, reference_step=0), [[2 / 4, 0.0], [0.0, 2 / 4]])
+    d, c, _, _ = dci_from_importance(R)
+    assert d == pytest.approx(1.0) and c == pytest.approx(1.0)
+
+
+def test_traversal_importance_bad_input():
+    from lowrank.vision.metrics import traversal_importance
+
+    with pytest.raises(TypeError):
+        traversal_importance(np.zeros((1, 1, 3, 1)))
+    with pytest.raises(ValueError):
+        traversal_importance(np.zeros((1, 1, 1, 1), dtype=int))
+    with pytest.raises(ValueError):
+        traversal_importance(np.zeros((1, 1, 3, 1), dtype=int), reference_step=3)
