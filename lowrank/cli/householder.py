@@ -3,6 +3,7 @@
 import json
 import re
 import struct
+import sys
 import zlib
 from pathlib import Path
 
@@ -28,8 +29,8 @@ def register(subparsers):
     p.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     p.add_argument("--model", choices=("style", "vae"), default="style",
                    help="style: style-based generator, projector in the affine w -> styles layer (default); vae: MLP VAE")
-    p.add_argument("--size", choices=("tiny", "full"), default="tiny",
-                   help="tiny: seconds to minutes on a CPU; full: the configuration of the reported figures (use a GPU)")
+    p.add_argument("--size", choices=("tiny", "medium", "full"), default="tiny",
+                   help="tiny: seconds to minutes on a CPU; medium (style model only): the reported figures; full: larger (use a GPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="override the pre-training steps")
     p.add_argument("--finetune-steps", type=int, default=None, help="override the fine-tuning steps")
@@ -42,6 +43,9 @@ def register(subparsers):
 def _run_householder_demo(args):
     import torch
 
+    if args.model == "vae" and args.size == "medium":
+        print("householder-demo: --size medium exists for --model style only (use tiny or full)", file=sys.stderr)
+        return 2
     if args.model == "style":
         from lowrank.vision._shapes_style import config_dict, run_style_demo as run_demo, style_config_from as config_from
     else:

@@ -75,6 +75,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--betas", type=float, nargs="+", default=[1.0, 4.0], help="VAE KL weights (interleaved with seeds)")
     parser.add_argument("--demo", choices=("style", "vae"), default="style")
+    parser.add_argument("--style-size", choices=("medium", "full"), default="full",
+                        help="STYLE_FULL (32x32) or STYLE_MEDIUM (16x16, about 20x less compute)")
     parser.add_argument("--skip-product", action="store_true")
     parser.add_argument("--aggregate", type=Path, nargs="+", default=None,
                         help="only summarize these metrics.json files of --demo style runs (e.g. one process per seed) into OUT")
@@ -139,13 +141,21 @@ def _style(args, device, result):
     from dataclasses import replace
 
     from lowrank.cli.householder import grid_image, metrics_table, write_png
-    from lowrank.vision._shapes_style import STYLE_FULL, STYLE_TINY, config_dict, run_style_demo
+    import logging
+
+    from lowrank.vision._shapes_style import STYLE_FULL, STYLE_MEDIUM, STYLE_TINY, config_dict, run_style_demo
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
+    logging.getLogger("lowrank").setLevel(logging.INFO)
 
     start, runs = time.perf_counter(), []
     for i, seed in enumerate(args.seeds):
         if i > 0 and time.perf_counter() - start > args.budget:
             break
-        base = replace(STYLE_TINY, pretrain_steps=20, finetune_steps=5, feature_steps=5, n_train=300) if args.smoke else STYLE_FULL
+        if args.smoke:
+            base = replace(STYLE_TINY, pretrain_steps=20, finetune_steps=5, feature_steps=5, n_train=300)
+        else:
+            base = STYLE_MEDIUM if args.style_size == "medium" else STYLE_FULL
         config = replace(base, device=device.type, seed=seed)
         t = time.perf_counter()
         rows, grids, _ = run_style_demo(config)
