@@ -282,6 +282,67 @@ def test_dual_encoder_with_exact_embeddings_is_exact():
         DualEncoderRetriever(lambda x: x, score, metric="l1").fit(items)
 
 
+def _weak_encoder_problem(n_items=600, n_queries=250, seed=3):
+    """A non-linear scorer and a dual encoder that sees only half of the features (a weak prior)."""
+    gen = np.random.default_rng(seed)
+    items = gen.standard_normal((n_items, 8))
+    queries = gen.standard_normal((n_queries, 8))
+    score = lambda q, x: np.tanh(q @ x.T) + 0.3 * np.cos(q @ x.T)  # noqa: E731
+    return items, queries, score, lambda x: np.asarray(x)[:, :4]
+
+
+def test_dual_encoder_similarities_against_numpy():
+    items, queries, score, encoder = _weak_encoder_problem(n_items=40, n_queries=5)
+    de = DualEncoderRetriever(encoder, score).fit(items)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    np.testing.assert_allclose(de.similarities(queries), unit(queries[:, :4]) @ unit(items[:, :4]).T, atol=1e-13)
+
+
+def test_prior_guided_search_with_an_exact_prior_is_exact():
+    items, queries, score, _ = _weak_encoder_problem(n_items=300, n_queries=60)
+    test = queries[40:]
+    truth = score(test, items)
+    ref = np.argsort(-truth, axis=1, kind="stable")[:, :10]
+    index = CURIndex(score, n_anchor_items=10, n_rounds=3, random_state=0).fit(items, queries[:40])
+    # any increasing affine map of the exact scores ranks like them: the anchors are the answer
+    idx, scores = index.search(test, k=10, budget=10, prior_scores=3.0 * truth - 1.0)
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_allclose(scores, np.take_along_axis(truth, ref, axis=1), rtol=1e-12)
+    idx, _ = index.search(test, k=10, budget=25, prior_scores=3.0 * truth - 1.0)
+    np.testing.assert_array_equal(idx, ref)
+
+
+@pytest.mark.parametrize("n_rounds", [1, 4])
+def test_prior_guided_search_respects_the_budget_and_starts_at_the_prior_top(n_rounds):
+    items, queries, score, encoder = _weak_encoder_problem(n_items=200, n_queries=50)
+    index = CURIndex(score, n_anchor_items=6, n_rounds=n_rounds, random_state=0).fit(items, queries[:40])
+    prior = DualEncoderRetriever(encoder, score).fit(items).similarities(queries[40:])
+    counter = CountingScorer(score)
+    index.scorer = counter
+    index.search(queries[40:], k=5, budget=23, prior_scores=prior)
+    assert index.n_scorer_calls_ == counter.n_pairs == 10 * 23 if hasattr(counter, "n_pairs") else len(counter.pairs) == 10 * 23
+    assert len(counter.pairs) == len(set(counter.pairs)) == 10 * 23
+    # each query's first call is for its 6 best items by prior score
+    first_calls = counter.pairs[: 6]
+    expected = np.argsort(-prior[0], kind="stable")[:6]
+    assert [x for _, x in first_calls] == [tuple(np.round(items[i], 12)) for i in expected]
+
+
+def test_prior_guided_cur_beats_dual_encoder_rerank_and_plain_cur():
+    # Yadav et al. (2023): start the adaptive CUR rounds from the dual encoder's best items.
+    items, queries, score, encoder = _weak_encoder_problem()
+    train, test = queries[:150], queries[150:]
+    ref, _ = exact_search(score, test, items, 10)
+    budget = 40
+    de = DualEncoderRetriever(encoder, score).fit(items)
+    r_de = recall_at_k(de.search(test, 10, budget=budget)[0], ref)
+    plain = CURIndex(score, n_anchor_items=20, n_rounds=4, random_state=0).fit(items, train)
+    r_plain = recall_at_k(plain.search(test, 10, budget=budget)[0], ref)
+    guided = CURIndex(score, n_anchor_items=10, n_rounds=15, random_state=0).fit(items, train)
+    r_guided = recall_at_k(guided.search(test, 10, budget=budget, prior_scores=de.similarities(test))[0], ref)
+    assert r_guided > r_de + 0.05 and r_guided > r_plain + 0.05, (r_guided, r_de, r_plain)
+
+
 def test_exact_search_and_recall_against_numpy():
     gen = np.random.default_rng(4)
     items, queries = gen.standard_normal((57, 3)), gen.standard_normal((9, 3))
@@ -329,6 +390,10 @@ def test_bad_input_errors():
         index.search(queries, k=2.5, budget=20)
     with pytest.raises(ValueError, match="anchor_item_scores"):
         index.approximate_scores(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"prior_scores.*\(150, 50\)"):
+        index.search(queries, k=1, budget=20, prior_scores=np.ones((150, 49)))
+    with pytest.raises(ValueError, match="prior_scores.*NaN"):
+        index.search(queries, k=1, budget=20, prior_scores=np.full((150, 50), np.nan))
     with pytest.raises(ValueError, match="`k`"):
         recall_at_k([[1, 2]], [[1, 2]], k=3)
 
@@ -365,6 +430,10 @@ def test_cli_help_build_search_and_demo(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "80 exact scorer calls" in out
     assert "'alpha beta word3 gamma3'" in out  # budget = all documents: the exact best match is found
+    assert main(["retrieval", "search", "--index", str(tmp_path / "idx.npz"), "--documents", str(docs),
+                 "--queries", str(queries), "-k", "2", "--budget", "40", "--guided", "--rounds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "80 exact scorer calls" in out and "'alpha beta word3 gamma3'" in out
     quality = cli_retrieval._low_rank_demo()  # the demo's first row (the second needs the model)
     err = float(quality.split("error ")[1].split(";")[0])
     assert err < 1e-10 and "recall@10 1.000" in quality
@@ -410,3 +479,32 @@ def scipy_pinv(A, rcond):
     import scipy.linalg
 
     return scipy.linalg.pinv(A) if rcond is None else scipy.linalg.pinv(A, rtol=rcond)
+
+
+def test_prior_guided_fit_matches_brute_force_ridge_and_leave_one_out():
+    from lowrank.retrieval._guided import _RELATIVE_PENALTIES, PriorGuidedFit
+
+    gen = np.random.default_rng(5)
+    R = gen.standard_normal((30, 80))
+    prior = gen.standard_normal(80)
+    cols = gen.choice(80, 12, replace=False)
+    s = 0.5 + 2.0 * prior[cols] + gen.standard_normal(30) @ R[:, cols] * 0.3 + 0.05 * gen.standard_normal(12)
+    fit = PriorGuidedFit(R, prior, 12)
+    fit.add(cols[:5])
+    fit.add(cols[5:])  # grown in two blocks: the Gram matrix must equal R_A^T R_A
+    np.testing.assert_allclose(fit.K, R[:, cols].T @ R[:, cols], atol=1e-12)
+
+    def ridge(train, lam):
+        """min ||s - a - b p - R_A^T w||^2 + lam ||w||^2 over the items in ``train`` (dense normal equations)."""
+        X = np.column_stack([np.ones(len(train)), prior[cols[train]], R[:, cols[train]].T])
+        D = np.diag([0.0, 0.0] + [lam] * R.shape[0])
+        coef = np.linalg.solve(X.T @ X + D, X.T @ s[train])
+        return lambda items: np.column_stack([np.ones(len(items)), prior[items], R[:, items].T]) @ coef
+
+    scale = np.trace(fit.K) / 12
+    errs = {}
+    for lam in scale * _RELATIVE_PENALTIES:
+        loo = [s[i] - ridge(np.delete(np.arange(12), i), lam)(cols[[i]])[0] for i in range(12)]
+        errs[lam] = np.sum(np.square(loo))
+    best = min(errs, key=errs.get)
+    np.testing.assert_allclose(fit.predict(s), ridge(np.arange(12), best)(np.arange(80)), rtol=1e-7, atol=1e-9)

@@ -115,3 +115,18 @@ class DocstringRecall:
         cur = recall_at_k(self.cur.search(self.test, 10, budget=self.budget)[0], self.ref)
         de = recall_at_k(self.de.search(self.test, 10, budget=self.budget)[0], self.ref)
         return cur / de
+
+    def _guided_recall(self, budget):
+        guided = CURIndex(self.lookup, n_anchor_items=budget // 4, n_rounds=8, random_state=0)
+        guided.fit(np.arange(self.lookup.S.shape[1]), np.arange(self.test[0]))
+        prior = self.de.similarities(self.test)
+        return recall_at_k(guided.search(self.test, 10, budget=budget, prior_scores=prior)[0], self.ref)
+
+    def track_recall10_guided_cur(self, data):
+        """Adaptive CUR started from the dual encoder's best items (``prior_scores``)."""
+        return self._guided_recall(self.budget)
+
+    def track_recall10_ratio_guided_cur_vs_dual_encoder_budget20(self, data):
+        """The smallest budget of the curve (2k calls), where the dual encoder is strongest."""
+        de = recall_at_k(self.de.search(self.test, 10, budget=20)[0], self.ref)
+        return self._guided_recall(20) / de

@@ -99,10 +99,12 @@ def sweep(S, Eq, Ed, n_pool, n_test, budgets, n_anchor_queries, seed, tfidf=None
                 if tfidf is not None:
                     row[f"de_tfidf_recall@{k}"] = recall_at_k(de_tfidf.search(test, k, budget=B)[0], ref, k)
         de.encoder = lambda ids: Ed[np.asarray(ids)]  # noqa: E731
+        prior = de.similarities(test)
         for name, n_items, rounds, selection in (
             ("cur", B // 2, 1, "rrqr"),
             ("cur_random", B // 2, 1, "random"),
             ("cur_adaptive", B // 4, 8, "rrqr"),
+            ("cur_guided", B // 4, 8, "rrqr"),
         ):
             index = CURIndex(
                 lookup, n_anchor_queries=n_anchor_queries, n_anchor_items=max(1, min(n_items, n_anchor_queries)),
@@ -110,9 +112,46 @@ def sweep(S, Eq, Ed, n_pool, n_test, budgets, n_anchor_queries, seed, tfidf=None
             ).fit(docs, pool)
             for k in (10, 100):
                 if B >= k:
-                    idx, _ = index.search(test, k, budget=B)
+                    idx, _ = index.search(test, k, budget=B, prior_scores=prior if name == "cur_guided" else None)
                     assert index.n_scorer_calls_ == n_test * B
                     row[f"{name}_recall@{k}"] = recall_at_k(idx, ref, k)
+                    row[f"{name}_hits@{k}"] = per_query_hits(idx, ref, k)
+                    if name == "cur_guided":
+                        row[f"de_hits@{k}"] = per_query_hits(de.search(test, k, budget=B)[0], ref, k)
+        rows.append(row)
+    return rows
+
+
+def per_query_hits(idx, ref, k):
+    """Fraction of each query's true top-k that was found (for paired comparisons)."""
+    return [len(np.intersect1d(a[:k], b[:k])) / k for a, b in zip(idx, ref)]
+
+
+def cross_validated_sweep(S, Eq, Ed, n_folds, budgets, n_anchor_queries, seed, corpus, query_ids):
+    """The sweep with every cached query used once as a test query: ``n_folds`` folds, the rest as the pool.
+
+    Returns rows with recalls averaged over all queries, plus the paired difference
+    guided CUR - dual encoder (mean and standard error over queries) per budget and k.
+    """
+    n = S.shape[0]
+    folds = np.array_split(np.random.default_rng(seed).permutation(n), n_folds)
+    per_fold = []
+    for f in folds:
+        order = np.concatenate([np.setdiff1d(np.arange(n), f), f])
+        tfidf = tfidf_embeddings(corpus, query_ids[order])
+        n_pool = n - len(f)
+        per_fold.append(sweep(S[order], Eq[order], Ed, n_pool, len(f), budgets, min(n_anchor_queries, n_pool), seed, tfidf))
+    rows = []
+    for i, B in enumerate(budgets):
+        row = {"budget": B}
+        for key in per_fold[0][i]:
+            if key.endswith(tuple(f"recall@{k}" for k in (10, 100))):
+                row[key] = float(np.average([r[i][key] for r in per_fold], weights=[len(f) for f in folds]))
+        for k in (10, 100):
+            if f"de_hits@{k}" in per_fold[0][i]:
+                d = np.concatenate([np.subtract(r[i][f"cur_guided_hits@{k}"], r[i][f"de_hits@{k}"]) for r in per_fold])
+                row[f"guided_minus_de@{k}"] = float(d.mean())
+                row[f"guided_minus_de_se@{k}"] = float(d.std(ddof=1) / np.sqrt(d.size))
         rows.append(row)
     return rows
 
@@ -158,7 +197,7 @@ def known_answer(S, Eq, Ed, n_pool, test_ids, k=10):
     }
 
 
-def plot(rows, path, n_docs, n_anchor):
+def plot(rows, path, n_docs, n_anchor, n_folds=0, n_queries=None):
     import matplotlib
     import matplotlib.ticker
 
@@ -167,11 +206,14 @@ def plot(rows, path, n_docs, n_anchor):
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, k in zip(axes, (10, 100)):
-        for name, style in (("cur", "o-"), ("cur_adaptive", "s-"), ("cur_random", "^:"), ("de", "x--"), ("de_tfidf", "d--")):
+        for name, style in (
+            ("cur", "o-"), ("cur_adaptive", "s-"), ("cur_guided", "*-"), ("cur_random", "^:"), ("de", "x--"), ("de_tfidf", "d--")
+        ):
             pts = [(r["budget"], r[f"{name}_recall@{k}"]) for r in rows if f"{name}_recall@{k}" in r]
             if pts:
                 label = {"cur": "ANNCUR (rrqr anchors)", "cur_adaptive": "ANNCUR adaptive (8 rounds)",
                          "cur_random": "ANNCUR (random anchors)", "de": "MiniLM dual encoder + re-rank",
+                         "cur_guided": "adaptive CUR from the MiniLM DE's top items",
                          "de_tfidf": "TF-IDF dual encoder + re-rank"}[name]
                 ax.plot(*zip(*pts), style, label=label)
         ax.set_xlabel("exact scorer calls per query (budget)")
@@ -182,7 +224,9 @@ def plot(rows, path, n_docs, n_anchor):
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"numpy/scipy docstrings ({n_docs} docs), MaxSim over all-MiniLM-L6-v2 tokens, {n_anchor} anchor queries")
+    cv = f", {n_folds}-fold cross-validation over {n_queries} queries" if n_folds else ""
+    fig.suptitle(f"numpy/scipy docstrings ({n_docs} docs), MaxSim over all-MiniLM-L6-v2 tokens, {n_anchor} anchor queries{cv}",
+                 fontsize=9)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -199,12 +243,18 @@ def main(argv=None):
     p.add_argument("--cache", default=str(DEFAULT_CACHE))
     p.add_argument("--out", default="retrieval_curve.png")
     p.add_argument("--no-timing", action="store_true")
+    p.add_argument("--folds", type=int, default=0, help="cross-validate over all cached queries (e.g. 6)")
     args = p.parse_args(argv)
     corpus, pool_ids, test_ids, S, Eq, Ed, scorer = exact_scores(
         args.n_pool, args.n_test, args.max_seq_length, args.seed, args.cache
     )
-    tfidf = tfidf_embeddings(corpus, np.concatenate([pool_ids, test_ids]))
-    rows = sweep(S, Eq, Ed, args.n_pool, args.n_test, args.budgets, args.n_anchor_queries, args.seed, tfidf)
+    query_ids = np.concatenate([pool_ids, test_ids])
+    if args.folds:
+        rows = cross_validated_sweep(S, Eq, Ed, args.folds, args.budgets, args.n_anchor_queries, args.seed, corpus, query_ids)
+    else:
+        rows = sweep(S, Eq, Ed, args.n_pool, args.n_test, args.budgets, args.n_anchor_queries, args.seed,
+                     tfidf_embeddings(corpus, query_ids))
+    rows = [{key: v for key, v in r.items() if "hits" not in key} for r in rows]  # per-query lists: CV only
     keys = sorted({k for r in rows for k in r} - {"budget"})
     print("budget  " + "  ".join(keys))
     for r in rows:
@@ -214,7 +264,7 @@ def main(argv=None):
     print(result["known_answer"])
     if not args.no_timing:
         result["timing"] = timing(scorer, corpus, pool_ids, test_ids, S, args.n_anchor_queries)
-    plot(rows, args.out, S.shape[1], args.n_anchor_queries)
+    plot(rows, args.out, S.shape[1], args.n_anchor_queries, args.folds, S.shape[0])
     Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
 

@@ -70,3 +70,7 @@ class GrowingMinNorm:
         RA = self.R[:, np.concatenate(self.cols)]
         cond = self.rcond if self.rcond is not None else max(RA.shape) * np.finfo(np.float64).eps
         return scipy.linalg.lstsq(RA.T, s, cond=cond, check_finite=False, lapack_driver="gelsd")[0]
+
+    def predict(self, s):
+        """Approximate scores of every item, ``w @ R``, from the scores ``s`` of the added columns."""
+        return self.solve(s) @ self.R

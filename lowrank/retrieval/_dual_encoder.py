@@ -102,6 +102,25 @@ class DualEncoderRetriever(BaseEstimator):
         self.n_items_ = n
         return self
 
+    def similarities(self, queries):
+        """Embedding similarity of every query to every indexed item (no exact scorer calls).
+
+        Use it as ``prior_scores`` of :meth:`CURIndex.search <lowrank.retrieval.CURIndex.search>`
+        to start CUR's adaptive rounds from the dual encoder's best items.
+
+        Parameters
+        ----------
+        queries : list, tuple, ndarray or torch tensor
+
+        Returns
+        -------
+        ndarray of float64, shape (n_queries, n_items_)
+            Cosine or dot-product similarities, by ``metric``.
+        """
+        check_is_fitted(self, "item_embeddings_")
+        n_queries = check_collection(queries, "queries")
+        return self._embed(queries, n_queries) @ self.item_embeddings_.T
+
     def search(self, queries, k, *, budget):
         """Top-``k`` items per query after exactly re-ranking the ``budget`` nearest by embedding.
 
@@ -125,7 +144,7 @@ class DualEncoderRetriever(BaseEstimator):
         k = check_int(k, "k", low=1, high=budget)
         start = time.perf_counter()
         calls = ScorerCalls(self.scorer)
-        candidates, _ = top_k(self._embed(queries, n_queries) @ self.item_embeddings_.T, budget)
+        candidates, _ = top_k(self.similarities(queries), budget)
         indices = np.empty((n_queries, k), dtype=np.int64)
         scores = np.empty((n_queries, k))
         for q in range(n_queries):

@@ -7,6 +7,7 @@ import scipy.linalg
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from lowrank._utils.backend import to_numpy
 from lowrank._utils.io import load_npz, save_npz
 from lowrank._utils.progress import progress
 from lowrank._utils.rng import as_generator
@@ -14,7 +15,9 @@ from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.linalg import select_columns
 from lowrank.retrieval._adaptive import GrowingMinNorm
 from lowrank.retrieval._build import build_anchor_scores
+from lowrank.retrieval._guided import PriorGuidedFit
 from lowrank.retrieval._items import ScorerCalls, check_collection, fingerprint, take
+from lowrank.retrieval._search import top_k
 
 _KIND = "lowrank.retrieval.CURIndex"
 _SELECTIONS = ("rrqr", "leverage", "random")
@@ -213,7 +216,7 @@ class CURIndex(BaseEstimator):
         self.anchor_item_indices_ = np.asarray(item_idx, dtype=np.int64)
         self.item_factors_ = _pinv(R[:, self.anchor_item_indices_], self.rcond) @ R
 
-    def search(self, queries, k, *, budget):
+    def search(self, queries, k, *, budget, prior_scores=None):
         """Top-``k`` items of each query, using exactly ``budget`` exact scorer calls per query.
 
         Parameters
@@ -225,6 +228,17 @@ class CURIndex(BaseEstimator):
         budget : int
             Exact scorer calls per query, ``max(k, n_anchor_items) <= budget <= n_items_``:
             ``n_anchor_items`` for the anchors, the rest to re-rank CUR's best candidates.
+        prior_scores : array_like of shape (n_queries, n_items_), optional
+            Cheap approximate scores of every item for every query, e.g. a dual encoder's
+            similarities (:meth:`DualEncoderRetriever.similarities
+            <lowrank.retrieval.DualEncoderRetriever.similarities>`). When given, each query's
+            ``n_anchor_items`` anchors are its best items by prior score instead of the shared
+            anchors, and every refit predicts a query's scores as ``a + b * prior + w @ R``:
+            an affine calibration of the prior on the exactly scored items, plus a ridge CUR
+            correction ``w`` of what the prior gets wrong, its penalty chosen by leave-one-out
+            error on the scored items (no correction when it does not predict them). The
+            remaining budget is spent in ``n_rounds`` rounds (small rounds of 2-5 items work
+            best).
 
         Returns
         -------
@@ -236,9 +250,18 @@ class CURIndex(BaseEstimator):
         Raises
         ------
         TypeError, ValueError
-            On bad containers, ``k`` or ``budget`` out of range, or a bad scorer output.
+            On bad containers, ``k`` or ``budget`` out of range, ``prior_scores`` of the wrong
+            shape or with NaN/inf, or a bad scorer output.
         sklearn.exceptions.NotFittedError
             Before :meth:`fit`.
+
+        Notes
+        -----
+        Starting the adaptive rounds from a dual encoder's best items follows Yadav et al. (2023),
+        who pick the first-round anchors with a dual encoder. Keeping the prior in the model
+        (``a + b * prior``) and shrinking the CUR correction by leave-one-out ridge, rather than
+        refitting pure CUR after the first round, is lowrank's own choice: with few exactly
+        scored items a pure CUR refit is poorly determined, while the prior already ranks well.
         """
         check_is_fitted(self, "item_factors_")
         n_queries = check_collection(queries, "queries")
@@ -246,15 +269,28 @@ class CURIndex(BaseEstimator):
         budget = check_int(budget, "budget", low=n_anchor, high=self.n_items_)
         k = check_int(k, "k", low=1, high=budget)
         n_rounds = check_int(self.n_rounds, "n_rounds", low=1)
+        if prior_scores is not None:
+            prior_scores = _check_prior_scores(prior_scores, n_queries, self.n_items_)
         start_time = time.perf_counter()
         calls = ScorerCalls(self.scorer)
+        round_sizes = [len(a) for a in np.array_split(np.arange(budget - n_anchor), n_rounds)]
+        if prior_scores is None:
+            indices, scores = self._search_shared_anchors(queries, n_queries, k, round_sizes, calls)
+        else:
+            indices, scores = self._search_prior_anchors(queries, n_queries, k, round_sizes, prior_scores, calls)
+        self.n_scorer_calls_ = calls.n_pairs
+        self.scorer_seconds_ = calls.seconds
+        self.algebra_seconds_ = time.perf_counter() - start_time - calls.seconds
+        return indices, scores
+
+    def _search_shared_anchors(self, queries, n_queries, k, round_sizes, calls):
+        """ANNCUR (and its adaptive rounds) from the anchor items chosen at fit time."""
+        n_anchor = self.anchor_item_indices_.size
         anchor_items = take(self.items_, self.anchor_item_indices_)
         C = np.empty((n_queries, n_anchor))
         for s in range(0, n_queries, self.batch_size):
             e = min(s + self.batch_size, n_queries)
             C[s:e] = calls(take(queries, slice(s, e)), anchor_items, e - s, n_anchor)
-
-        round_sizes = [len(a) for a in np.array_split(np.arange(budget - n_anchor), n_rounds)]
         first = round_sizes[0]
         R = self.anchor_scores_
         indices = np.empty((n_queries, k), dtype=np.int64)
@@ -264,7 +300,7 @@ class CURIndex(BaseEstimator):
         chunk = max(1, min(self.batch_size, 2**24 // self.n_items_))
         adaptive = any(round_sizes[1:])
         if adaptive:  # the anchors' QR is shared by every query; each query extends a copy
-            capacity = budget - round_sizes[-1]
+            capacity = sum(round_sizes[:-1]) + n_anchor
             base = GrowingMinNorm(R, capacity, self.rcond)
             base.add(self.anchor_item_indices_)
         bar = progress(total=n_queries, desc="search", verbose=self.verbose, unit="query")
@@ -283,28 +319,50 @@ class CURIndex(BaseEstimator):
                 if adaptive:
                     solver = base.copy(capacity)
                     solver.add(scored[-1] if first else [])
-                for r, size in enumerate(round_sizes[1:], start=1):
-                    if size == 0:
-                        continue
-                    # adaptive: refit the query's latent vector on every exactly scored item
-                    done = np.concatenate(scored)
-                    approx_q = solver.solve(np.concatenate(exact)) @ R
-                    approx_q[done] = -np.inf
-                    new = np.argpartition(-approx_q, size - 1)[:size]
-                    scored.append(new)
-                    exact.append(calls(query, take(self.items_, new), 1, size)[0])
-                    if r < len(round_sizes) - 1:
-                        solver.add(new)
-                values = np.concatenate(exact)
-                best = np.argsort(-values, kind="stable")[:k]
-                indices[q] = np.concatenate(scored)[best]
-                scores[q] = values[best]
+                    self._adaptive_rounds(query, solver, scored, exact, round_sizes[1:], calls)
+                indices[q], scores[q] = _best_scored(scored, exact, k)
             bar.update(e - s)
         bar.close()
-        self.n_scorer_calls_ = calls.n_pairs
-        self.scorer_seconds_ = calls.seconds
-        self.algebra_seconds_ = time.perf_counter() - start_time - calls.seconds
         return indices, scores
+
+    def _search_prior_anchors(self, queries, n_queries, k, round_sizes, prior, calls):
+        """Adaptive rounds from each query's best items by ``prior`` (e.g. a dual encoder)."""
+        n_anchor = self.anchor_item_indices_.size
+        anchors, _ = top_k(prior, n_anchor)
+        capacity = sum(round_sizes[:-1]) + n_anchor
+        indices = np.empty((n_queries, k), dtype=np.int64)
+        scores = np.empty((n_queries, k))
+        bar = progress(total=n_queries, desc="search", verbose=self.verbose, unit="query")
+        for q in range(n_queries):
+            query = take(queries, [q])
+            scored = [anchors[q]]
+            exact = [calls(query, take(self.items_, anchors[q]), 1, n_anchor)[0]]
+            solver = PriorGuidedFit(self.anchor_scores_, prior[q], capacity)
+            solver.add(anchors[q])
+            self._adaptive_rounds(query, solver, scored, exact, round_sizes, calls)
+            indices[q], scores[q] = _best_scored(scored, exact, k)
+            bar.update(1)
+        bar.close()
+        return indices, scores
+
+    def _adaptive_rounds(self, query, solver, scored, exact, round_sizes, calls):
+        """Spend ``round_sizes`` exact calls on one query, refitting after every round.
+
+        ``scored``/``exact`` (lists of index/score arrays) are extended in place; ``solver``
+        (a GrowingMinNorm or a PriorGuidedFit) already holds the columns of everything scored.
+        """
+        last = max((i for i, size in enumerate(round_sizes) if size), default=-1)
+        for r, size in enumerate(round_sizes):
+            if size == 0:
+                continue
+            done = np.concatenate(scored)
+            approx = solver.predict(np.concatenate(exact))
+            approx[done] = -np.inf
+            new = np.argpartition(-approx, size - 1)[:size]
+            scored.append(new)
+            exact.append(calls(query, take(self.items_, new), 1, size)[0])
+            if r < last:
+                solver.add(new)
 
     def approximate_scores(self, anchor_item_scores):
         """CUR approximation of all item scores from the exact scores against the anchor items.
@@ -393,6 +451,22 @@ class CURIndex(BaseEstimator):
         index.item_factors_ = arrays["item_factors"]
         index.n_fit_scorer_calls_ = meta["n_fit_scorer_calls"]
         return index
+
+
+def _best_scored(scored, exact, k):
+    """The ``k`` best exactly scored items (stable on ties) and their scores."""
+    values = np.concatenate(exact)
+    best = np.argsort(-values, kind="stable")[:k]
+    return np.concatenate(scored)[best], values[best]
+
+
+def _check_prior_scores(prior_scores, n_queries, n_items):
+    prior = np.asarray(to_numpy(prior_scores), dtype=np.float64)
+    if prior.shape != (n_queries, n_items):
+        raise ValueError(f"`prior_scores` must have shape (n_queries, n_items) = ({n_queries}, {n_items}), got {prior.shape}")
+    if not np.isfinite(prior).all():
+        raise ValueError("`prior_scores` must not contain NaN or infinity")
+    return prior
 
 
 def _pinv(A, rcond):
