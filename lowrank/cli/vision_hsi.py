@@ -25,7 +25,7 @@ def register(subparsers):
     p.add_argument("--prior", default="auto",
                    help="'auto' (shipped U-Net if installed, else TV), 'unet', 'tv', or a weights .npz path")
     p.add_argument("--steps", type=int, default=20, help="DDIM steps (default 20)")
-    p.add_argument("--eta-fidelity", type=float, help="data-term weight (default: per task)")
+    p.add_argument("--eta-fidelity", type=float, help="data-term weight, a step relative to 1/L of the data term (default: per task)")
     p.add_argument("--eta-tv", type=float, help="TV weight (default: per task)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")

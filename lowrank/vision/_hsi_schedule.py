@@ -4,7 +4,7 @@ import numpy as np
 
 from lowrank._utils.validation import check_float, check_int
 
-__all__ = ["exponential_schedule", "exponential_alpha_bar"]
+__all__ = ["exponential_schedule", "exponential_alpha_bar", "matched_schedule"]
 
 ALPHA_BAR_MIN = 1e-3
 
@@ -67,3 +67,46 @@ def exponential_schedule(n_steps, k=8.0, T=1000):
     full = exponential_alpha_bar(k, T)
     timesteps = np.arange(0, T, T // n_steps)[:n_steps][::-1].copy()
     return timesteps, full[timesteps]
+
+
+def matched_schedule(n_steps, k, sigma, T=1000):
+    """The DDIM grid of :func:`exponential_schedule` started at a given noise level.
+
+    The start is t* = the first t with sigma(t) = sqrt((1 - alphabar(t)) / alphabar(t)) >= ``sigma`` (T - 1 if
+    none); the grid is t* followed by the ``n_steps``-step grid's timesteps below t*, so a sample at noise
+    level ``sigma`` (topped up to sigma(t*)) continues on the usual grid with the steps above it skipped.
+
+    Parameters
+    ----------
+    n_steps : int
+        Steps of the full grid.
+    k : float
+        Steepness of the schedule.
+    sigma : float
+        Noise std (variance-exploding units, x0 + sigma * noise) of the starting state, >= 0.
+    T : int, default=1000
+
+    Returns
+    -------
+    timesteps : ndarray of int
+        Decreasing, starting at t*, ending at 0 (at most ``n_steps + 1`` entries).
+    alpha_bar : ndarray
+        alphabar at those timesteps.
+    sigma_start : float
+        sigma(t*) (>= ``sigma`` unless t* = T - 1).
+
+    Examples
+    --------
+    >>> from lowrank.vision._hsi_schedule import matched_schedule
+    >>> t, ab, s0 = matched_schedule(20, 8.0, 0.17)
+    >>> int(t[0]), int(t[1]), int(t[-1]), s0 >= 0.17
+    (555, 550, 0, True)
+    """
+    sigma = check_float(sigma, "sigma", low=0.0)
+    grid, _ = exponential_schedule(n_steps, k, T)
+    full = exponential_alpha_bar(k, T)
+    levels = np.sqrt((1.0 - full) / full)
+    start = min(int(np.searchsorted(levels, sigma)), T - 1)
+    timesteps = grid[grid < start]
+    timesteps = np.concatenate([[start], timesteps]).astype(timesteps.dtype)
+    return timesteps, full[timesteps], float(levels[start])

@@ -6,10 +6,19 @@ coefficients from the degraded cube's top singular vectors (:func:`select_bands`
 short exponential schedule (:func:`exponential_schedule`); at every step the current clean estimate is
 mapped to a cube A E, and the gradient (with respect to the noisy sample, through the prior) of
 
-    eta_fidelity * 0.5 * H W * ||M (y - H(A E))||^2 / n_observed  +  eta_tv * H W * weighted_tv_loss(A E)
+    eta_fidelity * 0.5 * ||M (y - H(A E))||^2 / L  +  eta_tv * H W * weighted_tv_loss(A E)
 
 is subtracted from the DDIM update, H being the degradation operator (:class:`Denoise`,
 :class:`SuperResolve`, :class:`Inpaint`) and the TV weights coming from a rank-3 SVD denoise of the input.
+L is the Lipschitz constant of the data term's gradient in the prior's units (:func:`fidelity_lipschitz`),
+so eta_fidelity is a step size relative to 1 / L (gradient descent on the data term alone diverges above 2)
+and carries over between tasks, cubes and image sizes.
+
+The sampler starts from the rank-3 estimate of the selected bands, its error treated as Gaussian noise:
+for denoising the noise level is estimated from the data (the estimate A_hat = Y E^T (E E^T)^-1 has
+per-pixel covariance sigma^2 (E E^T)^-1, sigma from the residual off the rank-3 subspace:
+:func:`rank_residual_noise`, :func:`estimate_noise_level`), and DDIM starts at the first step of its grid
+at or above that level (:func:`~lowrank.vision._hsi_schedule.matched_schedule`), skipping the steps above.
 
 The pieces are defined in private modules (``_hsi_bands``, ``_hsi_schedule``, ``_hsi_operators``,
 ``_hsi_tv``) and re-exported here; the priors live in :mod:`lowrank.vision.prior`.
@@ -35,7 +44,7 @@ from lowrank.vision._hsi_bands import (
     select_bands,
 )
 from lowrank.vision._hsi_operators import Denoise, Inpaint, SuperResolve, _Operator
-from lowrank.vision._hsi_schedule import exponential_schedule
+from lowrank.vision._hsi_schedule import exponential_schedule, matched_schedule
 from lowrank.vision._hsi_tv import edge_weights, weighted_tv_loss
 
 logger = logging.getLogger(__name__)
@@ -43,11 +52,15 @@ logger = logging.getLogger(__name__)
 __all__ = ["select_bands", "estimate_coefficients", "exponential_schedule", "Denoise", "SuperResolve",
            "Inpaint", "weighted_tv_loss", "HIRDiff"]
 
-#: Guidance weights per task, tuned on synthetic 31-band cubes (docs/hirdiff.md).
+#: Guidance weights and start level per task, tuned on a synthetic 31-band validation cube (docs/hirdiff.md).
 DEFAULT_ETAS = {
-    "denoise": {"eta_fidelity": 4.0, "eta_tv": 0.1},
-    "sr": {"eta_fidelity": 16.0, "eta_tv": 0.03},
-    "inpaint": {"eta_fidelity": 4.0, "eta_tv": 0.03},
+    "denoise": {"eta_fidelity": 0.05, "eta_tv": 0.01, "start_sigma": 1.5},
+    "sr": {"eta_fidelity": 1.5, "eta_tv": 0.03, "start_sigma": 0.25},
+    "inpaint": {"eta_fidelity": 2.0, "eta_tv": 0.03, "start_sigma": 1.0},
+}
+#: The same for the weight-free TV prior where it differs (a weaker prior: more data and TV, a higher start).
+DEFAULT_ETAS_FALLBACK = {
+    "denoise": {"eta_fidelity": 0.2, "eta_tv": 0.03, "start_sigma": 3.0},
 }
 
 
@@ -82,6 +95,112 @@ def _subspace_rows(op, y):
     return unfolded
 
 
+def fidelity_lipschitz(op, coefficients, shape, *, mask=None, n_iter=30, device=None):
+    """Lipschitz constant of the gradient of ``0.5 ||M H(E^T (a + 1) / 2)||^2`` in the reduced image a.
+
+    That is ``0.25 * lambda_max(K^T K)`` with K: a -> M H(E^T a) (the 1/2 of the [-1, 1] -> [0, 1] map
+    squared). Closed form ``0.25 * lambda_max(E E^T)`` for denoising and for pixel masks (whole pixels
+    observed or not); otherwise power iteration on K^T K started from the top eigenvector of E E^T spread
+    over a constant image (the top eigenvector of a blur-and-average operator), which converges from below.
+
+    Parameters
+    ----------
+    op : Denoise, SuperResolve or Inpaint
+        The degradation H.
+    coefficients : torch.Tensor of shape (r, B)
+        E.
+    shape : tuple
+        Shape (1, r, H, W) of the reduced image a.
+    mask : torch.Tensor, optional
+        The observation mask M (broadcastable to H's output), for inpainting.
+    n_iter : int, default=30
+        Power iterations when there is no closed form.
+    device : torch.device, optional
+        Where to compute (default: the coefficients' device).
+
+    Returns
+    -------
+    float
+    """
+    torch = _torch()
+    gram = coefficients @ coefficients.T
+    evals, evecs = torch.linalg.eigh(gram.double())
+    pixel_mask = isinstance(op, Inpaint) and op.mask.ndim == 2
+    if isinstance(op, Denoise) or pixel_mask:
+        return 0.25 * float(evals[-1])
+    device = coefficients.device if device is None else device
+    generator = torch.Generator(device=device).manual_seed(0)
+    a = evecs[:, -1].to(coefficients.dtype).to(device).view(1, -1, 1, 1).expand(shape).clone()
+    a = a + 1e-2 * torch.randn(shape, generator=generator, device=device, dtype=a.dtype)
+    value = 0.0
+    for _ in range(n_iter):
+        a = a / a.norm()
+        cube = torch.einsum("rb,nrhw->nbhw", coefficients, a)
+        obs = op.forward(cube)
+        if mask is not None:
+            obs = obs * mask
+        value = float((obs**2).sum())  # Rayleigh quotient of K^T K at a (|a| = 1)
+        back = op.adjoint(obs, cube.shape)
+        a = torch.einsum("rb,nbhw->nrhw", coefficients, back)
+    return 0.25 * value
+
+
+def rank_residual_noise(y, v, rank):
+    """Noise std of an observation y (1, B, H, W) from its residual off the rank-``rank`` subspace v (B x r).
+
+    ``||Y - Y V V^T||_F^2 / (H W (B - r))``: white noise of variance s^2 leaves s^2 (B - r) per pixel
+    outside an r-dimensional subspace that holds the clean spectra.
+
+    Parameters
+    ----------
+    y : torch.Tensor of shape (1, B, H, W)
+        The observation.
+    v : torch.Tensor of shape (B, r)
+        Orthonormal basis of the spectral subspace (top right singular vectors).
+    rank : int
+        r.
+
+    Returns
+    -------
+    float
+        The noise std, in the units of ``y``.
+
+    Raises
+    ------
+    ValueError
+        When B <= r (no residual to measure).
+    """
+    n_b = y.shape[1]
+    if n_b <= rank:
+        raise ValueError(f"the noise level needs more bands ({n_b}) than the rank ({rank})")
+    unfolded = y[0].reshape(n_b, -1)
+    residual = unfolded - v @ (v.T @ unfolded)
+    return math.sqrt(float((residual**2).sum()) / (unfolded.shape[1] * (n_b - rank)))
+
+
+def estimate_noise_level(sigma, coefficients):
+    """Effective noise std, in the prior's [-1, 1] units, of the least-squares reduced image.
+
+    For y = A E + noise (iid, std ``sigma`` in [0, 1] units), A_hat = Y E^T (E E^T)^-1 has per-pixel noise
+    covariance C = sigma^2 (E E^T)^-1, so 4 C in [-1, 1] units; the returned level sqrt(trace(4 C) / r) has
+    the same total noise power.
+
+    Parameters
+    ----------
+    sigma : float
+        Noise std of the observation, in the units of the (scaled) cube.
+    coefficients : torch.Tensor of shape (r, B)
+        E.
+
+    Returns
+    -------
+    float
+    """
+    torch = _torch()
+    gram = (coefficients @ coefficients.T).double()
+    return 2.0 * sigma * math.sqrt(float(torch.linalg.inv(gram).trace()) / gram.shape[0])
+
+
 class HIRDiff(BaseEstimator):
     """HIR-Diff hyperspectral restoration: denoising, noisy super-resolution and inpainting.
 
@@ -94,9 +213,13 @@ class HIRDiff(BaseEstimator):
         :func:`~lowrank.vision.prior.save_unet`; or any :class:`~lowrank.vision.prior.DiffusionPrior`
         (e.g. :class:`~lowrank.vision.prior.EpsilonPrior` around a guided-diffusion model).
     n_steps : int, default=20
-        DDIM steps.
+        DDIM steps of the full grid; a start from the estimate skips those above its noise level
+        (``timesteps_`` holds the steps taken).
     eta_fidelity : float, optional
-        Weight of the data term; ``None`` takes the task's default (``DEFAULT_ETAS``).
+        Weight of the data term, as a step relative to 1 / L with L the Lipschitz constant of its gradient
+        (:func:`fidelity_lipschitz`; values near 2 and above diverge); ``None`` takes the task's default
+        (``DEFAULT_ETAS``: 0.05 for denoising, 1.5 for super-resolution, 2 for inpainting; with the TV
+        fallback prior ``DEFAULT_ETAS_FALLBACK``: 0.2 for denoising).
     eta_tv : float, optional
         Weight of the weighted TV term; ``None`` takes the task's default.
     k : float, default=8.0
@@ -108,11 +231,20 @@ class HIRDiff(BaseEstimator):
         How bands are selected (:func:`select_bands`).
     delta : float, default=0.5
         Edge-weight flattening of the TV weights (:func:`~lowrank.vision._hsi_tv.edge_weights`).
-    start : {"estimate", "noise"}, default="estimate"
-        The first DDIM state: ``"noise"`` is pure Gaussian noise (the reference code); ``"estimate"``
-        diffuses the rank-``n_bands`` estimate of the selected bands to the first noise level
-        (alphabar = 0.325 with 20 steps), which keeps the sampler from spending its few steps on
-        recovering coarse structure the observation already gives.
+    start : {"auto", "matched", "estimate", "noise"}, default="auto"
+        The first DDIM state. ``"noise"``: pure Gaussian noise at the first grid step (the reference
+        code). Otherwise the rank-``n_bands`` estimate of the selected bands, its error treated as Gaussian
+        noise of std ``level`` (in the prior's [-1, 1] units): DDIM starts at the first grid level at or above
+        ``level``, adding the missing noise only, and skips the steps above. ``"matched"`` (denoising only,
+        noise-aware): ``level = start_sigma * s``, s the noise std of the least-squares estimate, from the
+        noise level estimated off the rank-``n_bands`` subspace and (E E^T)^-1 (:func:`estimate_noise_level`).
+        ``"estimate"``: ``level = start_sigma``. ``"auto"``: ``"matched"`` for denoising, else ``"estimate"``.
+    start_sigma : float, optional
+        For ``start="matched"`` a multiple of the estimated noise level (default 1.5, 3 with the TV fallback
+        prior; above 1 because the estimate's noise is anisotropic across the bands, the largest up to 1.3
+        times the average on our cubes, and a start a little above the noise leaves the sampler room); for
+        ``start="estimate"`` the level itself (default 0.25 for super-resolution, 1 for inpainting). ``None``
+        takes the task's default (``DEFAULT_ETAS``); values tuned on a validation cube (docs/hirdiff.md).
     device : str or torch.device, optional
         Where to run; default CUDA when available, else CPU.
     random_state : None, int or numpy.random.Generator, default=None
@@ -130,6 +262,8 @@ class HIRDiff(BaseEstimator):
         Intensity scale divided out before sampling (and multiplied back).
     loss_history_ : list of float
         Guidance loss at each step.
+    timesteps_ : ndarray of int
+        The DDIM timesteps visited in the last restore (0 last).
 
     References
     ----------
@@ -161,7 +295,7 @@ class HIRDiff(BaseEstimator):
                             "it has no fit/predict on an X matrix")
 
     def __init__(self, prior="auto", *, n_steps=20, eta_fidelity=None, eta_tv=None, k=8.0, n_bands=3,
-                 band_method="rrqr", delta=0.5, start="estimate", device=None, random_state=None,
+                 band_method="rrqr", delta=0.5, start="auto", start_sigma=None, device=None, random_state=None,
                  verbose=False):
         self.prior = prior
         self.n_steps = n_steps
@@ -172,6 +306,7 @@ class HIRDiff(BaseEstimator):
         self.band_method = band_method
         self.delta = delta
         self.start = start
+        self.start_sigma = start_sigma
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -191,15 +326,27 @@ class HIRDiff(BaseEstimator):
             return priors.load_prior(prior, device=device)
         raise TypeError(f"`prior` must be 'auto', 'unet', 'tv', a weights path or a DiffusionPrior; got {prior!r}")
 
+    def _uses_fallback(self):
+        from lowrank.vision import prior as priors
+
+        prior = self.prior
+        if isinstance(prior, priors.DiffusionPrior):
+            return isinstance(getattr(prior, "model", None), priors.TVDenoiser)
+        return prior == "tv" or (prior == "auto" and not priors.DEFAULT_WEIGHTS.is_file())
+
     def _iv(self, cube, task):
         torch = _torch()
         n_steps = check_int(self.n_steps, "n_steps", low=1, high=1000)
         k = check_float(self.k, "k", low=0.0, low_inclusive=False)
         check_choice(self.band_method, "band_method", ("rrqr", "uniform"))
         delta = check_float(self.delta, "delta", low=0.0, low_inclusive=False)
-        check_choice(self.start, "start", ("estimate", "noise"))
+        check_choice(self.start, "start", ("auto", "matched", "estimate", "noise"))
         name = task.name if isinstance(task, _Operator) else task
         defaults = DEFAULT_ETAS.get(name, DEFAULT_ETAS["denoise"])
+        if self._uses_fallback():
+            defaults = DEFAULT_ETAS_FALLBACK.get(name, defaults)
+        start_sigma = defaults["start_sigma"] if self.start_sigma is None else self.start_sigma
+        start_sigma = check_float(start_sigma, "start_sigma", low=0.0)
         eta_f = defaults["eta_fidelity"] if self.eta_fidelity is None else self.eta_fidelity
         eta_tv = defaults["eta_tv"] if self.eta_tv is None else self.eta_tv
         eta_f = check_float(eta_f, "eta_fidelity", low=0.0)
@@ -208,7 +355,7 @@ class HIRDiff(BaseEstimator):
         n_bands = check_int(self.n_bands, "n_bands", low=1, high=cube.shape[2])
         device = torch.device(self.device if self.device is not None
                               else ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cube, n_steps, k, delta, eta_f, eta_tv, n_bands, device
+        return cube, n_steps, k, delta, eta_f, eta_tv, start_sigma, n_bands, device
 
     # ---------------------------------------------------------------------------------------- restore
     def restore(self, cube, task="denoise", *, mask=None, scale=4, blur=None):
@@ -241,7 +388,7 @@ class HIRDiff(BaseEstimator):
         """
         torch = _torch()
         op = make_operator(task, mask=mask, scale=scale, blur=blur)
-        cube, n_steps, k, delta, eta_f, eta_tv, n_bands, device = self._iv(cube, op)
+        cube, n_steps, k, delta, eta_f, eta_tv, start_sigma, n_bands, device = self._iv(cube, op)
         start = self.start
         return_torch = is_torch(cube)
         out_device = cube.device if return_torch else None
@@ -272,18 +419,33 @@ class HIRDiff(BaseEstimator):
         weights = edge_weights(low / scale_, delta=delta)
 
         loss_history = []
-        timesteps, alpha_bar = exponential_schedule(n_steps, k)
-        alpha_next = np.append(alpha_bar[1:], 1.0)
         generator = torch.Generator(device=device).manual_seed(seed % (2**63))
         x = torch.randn((1, n_bands, h, w), generator=generator, device=device)
         mask_t = op._mask_tensor(y).expand_as(y) if isinstance(op, Inpaint) else None
-        # Fidelity per observed entry, times H W: the same step size for every task and image size.
-        n_observed = float(mask_t.sum()) if mask_t is not None else float(y.numel())
-        if start == "estimate":
-            a0 = (low / scale_)[:, torch.as_tensor(bands, device=device)].clamp(0.0, 1.0) * 2.0 - 1.0
-            ab = float(alpha_bar[0])
-            x = math.sqrt(ab) * a0 + math.sqrt(1.0 - ab) * x
-        for i in progress(range(n_steps), desc="HIR-Diff", verbose=self.verbose):
+        # Data term divided by its Lipschitz constant in the prior's [-1, 1] units: eta_fidelity = 1 is the
+        # step 1 / L of gradient descent on it, whatever the operator, the cube and its coefficients.
+        lipschitz = fidelity_lipschitz(op, coefficients, (1, n_bands, h, w), mask=mask_t, device=device)
+        if start == "auto":
+            start = "matched" if isinstance(op, Denoise) else "estimate"
+        a_hat = (low / scale_)[:, torch.as_tensor(bands, device=device)] * 2.0 - 1.0
+        if start == "noise":
+            timesteps, alpha_bar = exponential_schedule(n_steps, k)
+        else:
+            # The estimate's error is treated as Gaussian noise of std `level`: start at the first grid level
+            # above it, adding only the missing noise, and skip the steps above.
+            if start == "matched":  # noise-aware: start_sigma times the estimate's own noise level
+                if not isinstance(op, Denoise):
+                    raise ValueError("start='matched' needs task='denoise' (an unbiased estimate with a known noise "
+                                     "covariance); use start='estimate' with a `start_sigma` level")
+                level = start_sigma * estimate_noise_level(rank_residual_noise(y, vf, n_bands), coefficients)
+            else:
+                level = start_sigma
+                a_hat = a_hat.clamp(-1.0, 1.0)
+            timesteps, alpha_bar, sigma0 = matched_schedule(n_steps, k, level)
+            x = math.sqrt(float(alpha_bar[0])) * (a_hat + math.sqrt(max(sigma0**2 - level**2, 0.0)) * x)
+        alpha_next = np.append(alpha_bar[1:], 1.0)
+        self.timesteps_ = np.asarray(timesteps)
+        for i in progress(range(len(timesteps)), desc="HIR-Diff", verbose=self.verbose):
             ab, ab_next = float(alpha_bar[i]), float(alpha_next[i])
             x = x.detach().requires_grad_(True)
             with torch.enable_grad():
@@ -293,7 +455,7 @@ class HIRDiff(BaseEstimator):
                 residual = op.forward(xhat) - y
                 if mask_t is not None:
                     residual = residual * mask_t
-                loss = eta_f * 0.5 * h * w * (residual**2).sum() / n_observed
+                loss = eta_f * 0.5 * (residual**2).sum() / lipschitz
                 if eta_tv > 0:
                     loss = loss + eta_tv * h * w * weighted_tv_loss(xhat, weights)
                 (grad,) = torch.autograd.grad(loss, x)

@@ -258,3 +258,84 @@ def test_metrics_reject_shape_mismatch():
 
     with pytest.raises(ValueError, match="same shape"):
         psnr(np.zeros((2, 2, 2)), np.zeros((2, 2, 3)))
+
+
+# --------------------------------------------------------------- step size and noise-aware start (HIRDiff)
+
+def _dense_k(op, coefficients, shape):
+    """Dense matrix of a -> M H(E^T a) on a reduced image a of ``shape`` (1, r, H, W), column by column."""
+    n = int(np.prod(shape))
+    mask = op._mask_tensor(torch.zeros(1, dtype=torch.float64)) if isinstance(op, Inpaint) else None
+    cols = []
+    for i in range(n):
+        a = torch.zeros(n, dtype=torch.float64)
+        a[i] = 1.0
+        obs = op.forward(torch.einsum("rb,nrhw->nbhw", coefficients, a.reshape(shape)))
+        cols.append((obs * mask if mask is not None else obs).reshape(-1))
+    return torch.stack(cols, dim=1).numpy()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Denoise(),
+    lambda: SuperResolve(2, blur=0.8),
+    lambda: SuperResolve(4, blur=2.0),
+    lambda: Inpaint(np.random.default_rng(0).random((8, 8)) > 0.5),
+    lambda: Inpaint(np.random.default_rng(1).random((8, 8, 5)) > 0.3),
+])
+def test_fidelity_lipschitz_is_a_quarter_of_the_top_eigenvalue_of_the_dense_gram(make, rng):
+    from lowrank.vision.hirdiff import fidelity_lipschitz
+
+    op = make()
+    coefficients = torch.from_numpy(rng.standard_normal((2, 5)))
+    shape = (1, 2, 8, 8)
+    K = _dense_k(op, coefficients, shape)
+    expected = 0.25 * np.linalg.eigvalsh(K.T @ K)[-1]
+    mask = op._mask_tensor(torch.zeros(1, dtype=torch.float64)) if isinstance(op, Inpaint) else None
+    got = fidelity_lipschitz(op, coefficients, shape, mask=mask, n_iter=300)
+    np.testing.assert_allclose(got, expected, rtol=1e-3)
+    assert fidelity_lipschitz(op, coefficients, shape, mask=mask) <= expected * (1 + 1e-9)  # from below
+
+
+def test_rank_residual_noise_recovers_the_planted_noise_level():
+    from lowrank.vision.hirdiff import rank_residual_noise
+
+    rng = np.random.default_rng(3)
+    clean = rng.random((40, 3)) @ rng.random((3, 31))            # 40 pixels... of rank 3
+    clean = np.tile(clean, (50, 1))                               # 2000 pixels x 31 bands
+    y = clean + 0.07 * rng.standard_normal(clean.shape)
+    v = np.linalg.svd(y, full_matrices=False)[2][:3].T            # independent dense SVD
+    y_t = torch.from_numpy(y.T.reshape(1, 31, 40, 50))
+    assert abs(rank_residual_noise(y_t, torch.from_numpy(v), 3) / 0.07 - 1) < 0.03
+    with pytest.raises(ValueError, match="bands"):
+        rank_residual_noise(y_t[:, :3], torch.from_numpy(v[:3]), 3)
+
+
+def test_estimate_noise_level_matches_the_monte_carlo_error_of_least_squares():
+    from lowrank.vision.hirdiff import estimate_noise_level
+
+    rng = np.random.default_rng(4)
+    E = rng.random((3, 31)) * np.array([[1.0], [0.5], [0.2]])
+    sigma = 0.05
+    noise = sigma * rng.standard_normal((20000, 31))
+    a_err = np.linalg.lstsq(E.T, noise.T, rcond=None)[0]          # A_hat - A for y = A E + noise
+    monte_carlo = 2 * np.sqrt(np.mean(a_err**2))                  # in [-1, 1] units: twice the [0, 1] error
+    assert abs(estimate_noise_level(sigma, torch.from_numpy(E)) / monte_carlo - 1) < 0.02
+
+
+def test_matched_schedule_starts_at_the_first_level_above_sigma():
+    from lowrank.vision._hsi_schedule import matched_schedule
+
+    full = exponential_alpha_bar()
+    levels = np.sqrt((1 - full) / full)
+    grid, _ = exponential_schedule(20)
+    for sigma in (0.05, 0.17, 0.9, 1.5):
+        t, ab, s0 = matched_schedule(20, 8.0, sigma)
+        assert levels[t[0] - 1] < sigma <= levels[t[0]] == s0
+        np.testing.assert_array_equal(t[1:], grid[grid < t[0]])
+        np.testing.assert_allclose(ab, full[t], rtol=0)
+    t, ab, s0 = matched_schedule(20, 8.0, 0.0)
+    assert list(t) == [0] and s0 == 0.0
+    t, _, _ = matched_schedule(20, 8.0, 1e6)                        # above the schedule: its last step
+    assert t[0] == 999 and t[1] == 950
+    with pytest.raises(ValueError, match="sigma"):
+        matched_schedule(20, 8.0, -1.0)

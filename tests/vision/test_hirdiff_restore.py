@@ -43,7 +43,28 @@ def test_denoising_with_the_fallback_prior_gains_many_decibels(clean):
     assert restored.shape == clean.shape and restored.dtype == np.float64
     assert _psnr(restored, clean) > _psnr(noisy, clean) + 8
     np.testing.assert_allclose(model.coefficients_[:, model.bands_], np.eye(3), atol=1e-8)
-    assert len(model.loss_history_) == 8
+    # noise-aware start: the steps above the estimate's noise level are skipped
+    assert len(model.loss_history_) == len(model.timesteps_) <= 8 + 1 and model.timesteps_[-1] == 0
+
+
+def test_matched_start_begins_at_the_noise_level_of_the_rank3_estimate(clean):
+    from lowrank.vision._hsi_schedule import exponential_alpha_bar
+
+    sigma = 0.1
+    noisy = clean + sigma * np.random.default_rng(5).standard_normal(clean.shape)
+    model = HIRDiff(prior="tv", n_steps=20, start="matched", start_sigma=1.0, random_state=0)
+    restored = model.restore(noisy, "denoise")
+    # independent reference: least-squares error of the rank-3 estimate of the bands, by Monte Carlo
+    E = model.coefficients_
+    a_err = np.linalg.lstsq(E.T, (noisy - clean).reshape(-1, clean.shape[2]).T, rcond=None)[0]
+    level = 2 * np.sqrt(np.mean(a_err**2)) / model.scale_         # in the prior's [-1, 1] units
+    full = exponential_alpha_bar()
+    levels = np.sqrt((1 - full) / full)
+    t0 = model.timesteps_[0]
+    assert levels[t0 - 5] < level < levels[t0 + 5]                # the start step's level matches it
+    assert _psnr(restored, clean) > _psnr(noisy, clean) + 8
+    with pytest.raises(ValueError, match="matched"):
+        HIRDiff(prior="tv", start="matched").restore(SuperResolve(2).degrade(clean), "sr", scale=2)
 
 
 def test_super_resolution_beats_nearest_and_bicubic_upsampling(clean):
@@ -148,6 +169,8 @@ def test_bad_arguments_are_rejected(clean):
         HIRDiff(prior="tv", n_steps=0).restore(clean)
     with pytest.raises(ValueError, match="start"):
         HIRDiff(prior="tv", start="zeros").restore(clean)
+    with pytest.raises(ValueError, match="start_sigma"):
+        HIRDiff(prior="tv", start_sigma=-1.0).restore(clean)
     with pytest.raises(TypeError, match="prior"):
         HIRDiff(prior=3).restore(clean)
     with pytest.raises(ValueError, match="NaN"):
