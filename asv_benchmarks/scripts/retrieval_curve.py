@@ -8,6 +8,10 @@ queries against every document are computed once with the real scorer and cached
 then replays them through a lookup scorer (identical numbers, no re-encoding).
 
     HF_HUB_OFFLINE=1 python asv_benchmarks/scripts/retrieval_curve.py --out docs/img/retrieval_curve.png
+    HF_HUB_OFFLINE=1 python asv_benchmarks/scripts/retrieval_curve.py --folds 6 --no-timing --out docs/img/retrieval_curve.png
+
+``--folds N`` uses every cached query once as a test query (N folds, the rest as the anchor-query pool) and
+adds paired differences (guided CUR minus dual encoder, mean and standard error over all queries).
 
 Writes the plot, a JSON of every figure next to it, and prints a table.
 """
@@ -85,20 +89,18 @@ def sweep(S, Eq, Ed, n_pool, n_test, budgets, n_anchor_queries, seed, tfidf=None
     ref = np.argsort(-S[test], axis=1, kind="stable")[:, :100]
     rows = []
     de = DualEncoderRetriever(lambda ids: Ed[np.asarray(ids)], lookup, metric="dot").fit(docs)
-    de_q = lambda ids: Eq[np.asarray(ids)]  # noqa: E731
+    de.encoder = lambda ids: Eq[np.asarray(ids)]  # items are embedded at fit; queries from now on
     if tfidf is not None:
         Tq, Td = tfidf
         de_tfidf = DualEncoderRetriever(lambda ids: Td[np.asarray(ids)], lookup).fit(docs)
         de_tfidf.encoder = lambda ids: Tq[np.asarray(ids)]  # noqa: E731
     for B in budgets:
         row = {"budget": B}
-        de.encoder = de_q
         for k in (10, 100):
             if B >= k:
                 row[f"de_recall@{k}"] = recall_at_k(de.search(test, k, budget=B)[0], ref, k)
                 if tfidf is not None:
                     row[f"de_tfidf_recall@{k}"] = recall_at_k(de_tfidf.search(test, k, budget=B)[0], ref, k)
-        de.encoder = lambda ids: Ed[np.asarray(ids)]  # noqa: E731
         prior = de.similarities(test)
         for name, n_items, rounds, selection in (
             ("cur", B // 2, 1, "rrqr"),
@@ -141,6 +143,7 @@ def cross_validated_sweep(S, Eq, Ed, n_folds, budgets, n_anchor_queries, seed, c
         tfidf = tfidf_embeddings(corpus, query_ids[order])
         n_pool = n - len(f)
         per_fold.append(sweep(S[order], Eq[order], Ed, n_pool, len(f), budgets, min(n_anchor_queries, n_pool), seed, tfidf))
+        print(f"fold {len(per_fold)}/{n_folds} done", flush=True)
     rows = []
     for i, B in enumerate(budgets):
         row = {"budget": B}
