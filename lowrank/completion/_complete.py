@@ -118,8 +118,9 @@ def complete_matrix(
     client : distributed.Client, optional
         Run the alternating methods on Dask: the rows of ``M`` and of ``M^T`` are split into
         blocks held by the workers; each half-step broadcasts the fixed factor. The result is
-        identical to the local one for the same ``rng``. Without a client everything runs here,
-        on numba threads.
+        identical to the local one for the same ``rng``. Default: the active default Dask client
+        when ``distributed`` is imported and one exists (``softimpute`` always runs here), else
+        everything runs here, on numba threads.
 
     Returns
     -------
@@ -196,12 +197,13 @@ def _iv(observed, rank, mask, method, max_iter, tol, alpha, bias, n_inner, preco
     opts["validation_fraction"] = validation_fraction
     opts["n_iter_no_change"] = check_int(n_iter_no_change, "n_iter_no_change", low=1)
     opts["verbose"] = bool(verbose)
-    if client is not None:
-        if opts["method"] == "softimpute":
-            raise ValueError("`client` is supported by the alternating-minimization methods only, not 'softimpute'")
-        from lowrank.distributed import resolve_client
+    if client is not None and opts["method"] == "softimpute":
+        raise ValueError("`client` is supported by the alternating-minimization methods only, not 'softimpute'")
+    if opts["method"] != "softimpute":
+        from lowrank.distributed import active_client
 
-        client = resolve_client(client)
+        # client=None: an active default client (if Dask is already in use) runs the blocks
+        client = active_client(client, purpose="complete_matrix")
     opts["client"] = client
     check_coverage(rows, cols, shape)
     return opts

@@ -2,4 +2,4 @@
 
 from lowrank._utils.lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, {"resolve_client": "_client"})
+__getattr__, __dir__, __all__ = attach(__name__, {"resolve_client": "_client", "active_client": "_client"})

@@ -1,5 +1,7 @@
 """Choosing the Dask client a computation runs on."""
 
+import sys
+
 from lowrank._utils.optional import import_optional
 
 
@@ -19,3 +21,37 @@ def resolve_client(client=None):
         return distributed.default_client()
     except ValueError:
         return None
+
+
+def active_client(client=None, *, purpose="this computation"):
+    """The client a synchronous computation should use, or None to run locally.
+
+    ``client`` given: validated (a synchronous ``distributed.Client``). ``client=None``: the active
+    default client, if ``distributed`` has already been imported (a plain call never pays for
+    importing Dask) and that client is synchronous; otherwise None.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+    purpose : str
+        Named in the error for an asynchronous ``client``.
+
+    Returns
+    -------
+    distributed.Client or None
+
+    Raises
+    ------
+    TypeError
+        If ``client`` is not a ``distributed.Client``.
+    ValueError
+        If ``client`` is asynchronous (these calls block until Dask is done).
+    """
+    if client is None and "distributed" not in sys.modules:
+        return None
+    resolved = resolve_client(client)
+    if resolved is not None and getattr(resolved, "asynchronous", False):
+        if client is not None:
+            raise ValueError(f"`client` must be a synchronous distributed.Client ({purpose} blocks until it is done)")
+        return None  # an asynchronous default client cannot be driven from a synchronous call
+    return resolved

@@ -14,7 +14,6 @@ row ``i`` depends only on ``(seed, i)``, so a row-partitioned run on Dask equals
 
 import logging
 import numbers
-import sys
 
 import numpy as np
 import scipy.sparse as sp
@@ -270,16 +269,9 @@ def _check_features(X, n):
 
 
 def _resolve_client(client):
-    if client is None and "distributed" not in sys.modules:  # nobody started Dask: do not pay for importing it
-        return None
-    from lowrank.distributed import resolve_client
+    from lowrank.distributed import active_client
 
-    resolved = resolve_client(client)
-    if resolved is not None and getattr(resolved, "asynchronous", False):
-        if client is not None:
-            raise ValueError("`client` must be a synchronous distributed.Client (fastrp blocks until it is done)")
-        return None  # an asynchronous default client cannot be driven from this synchronous call
-    return resolved
+    return active_client(client, purpose="fastrp")
 
 
 # --------------------------------------------------------------------------------------------

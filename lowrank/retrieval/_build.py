@@ -7,7 +7,6 @@ missing ones. Blocks run serially or as Dask tasks (``client=...``).
 
 import logging
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -60,12 +59,9 @@ def build_anchor_scores(scorer, queries, items, n_queries, n_items, *, block_siz
 
 
 def _client_or_none(client):
-    # Only look for an active Dask client when distributed is already loaded: plain fits stay Dask-free.
-    if client is None and "distributed" not in sys.modules:
-        return None
-    from lowrank.distributed import resolve_client
+    from lowrank.distributed import active_client
 
-    return resolve_client(client)
+    return active_client(client, purpose="CURIndex.fit")
 
 
 def _run_on_dask(client, scorer, queries, items, todo, finish):

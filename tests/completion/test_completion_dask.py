@@ -42,3 +42,31 @@ def test_client_must_be_a_client():
     planted = planted_low_rank(30, 20, 2, 0.5, rng=0)
     with pytest.raises(TypeError, match="client"):
         complete_matrix(planted.observed, 2, client="tcp://localhost:8786")
+
+
+def test_active_default_client_is_used(monkeypatch):
+    """DESIGN: client=None runs on the active default client when Dask is in use; the answer is unchanged."""
+    from distributed import Client, LocalCluster
+
+    from lowrank.completion import _engine
+
+    used = []
+    original = _engine.DaskEngine.__init__
+
+    def spy(self, sides, client, n_blocks=None):
+        used.append(client)
+        original(self, sides, client, n_blocks)
+
+    monkeypatch.setattr(_engine.DaskEngine, "__init__", spy)
+    planted = planted_low_rank(80, 60, 2, 0.4, noise=0.01, rng=1)
+    kwargs = dict(method="altmin", rng=5, max_iter=3)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            remote = complete_matrix(planted.observed, 2, **kwargs)
+            soft = complete_matrix(planted.observed, 2, method="softimpute", max_iter=3)  # no Dask path: runs here
+            assert used == [client]
+    local = complete_matrix(planted.observed, 2, **kwargs)
+    assert used == [client]  # the client is closed: back to local
+    np.testing.assert_array_equal(remote.U, local.U)
+    np.testing.assert_array_equal(remote.V, local.V)
+    assert np.isfinite(soft.U).all()
