@@ -31,7 +31,7 @@ import numpy as np
 
 from lowrank._utils.optional import import_optional
 from lowrank.datasets.shapes import FACTOR_SIZES, procedural_shapes
-from lowrank.vision._shapes_vae import _batches, frechet_distance, train_features
+from lowrank.vision._shapes_vae import frechet_distance, train_features, train_vae
 from lowrank.vision.householder import HouseholderProjector, closed_form_directions, traverse
 from lowrank.vision.metrics import dci, dci_from_importance, mig, traversal_importance
 
@@ -155,21 +155,8 @@ class StyleShapesVAE(nn.Module):
         return rec + beta * kl
 
 
-def train_model(model, images, *, steps, batch_size, lr, beta, seed):
-    """Adam on the beta-VAE loss over random mini-batches of ``images`` (a tensor on the model's device)."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = np.random.default_rng(seed)
-    tgen = torch.Generator(device=images.device).manual_seed(seed)
-    model.train()
-    last = float("nan")
-    for idx in _batches(images.shape[0], batch_size, steps, gen):
-        loss = model.loss(images[idx.to(images.device)], beta, generator=tgen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        last = loss.item()
-    model.eval()
-    return last
+# The style model has the same ``loss(x, beta, generator=...)`` interface as the MLP VAE: one training loop.
+train_model = train_vae
 
 
 @torch.no_grad()
