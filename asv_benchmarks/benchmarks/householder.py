@@ -109,3 +109,32 @@ class HouseholderProjectorForward:
     def time_forward_backward(self, d):
         self.layer.zero_grad()
         self.layer(self.x).sum().backward()
+
+
+class DisentanglementMetrics:
+    """MIG, DCI (tree importances) and traversal_importance on 2,000 codes of 10 directions x 6 factors."""
+
+    timeout = 300
+
+    def setup(self):
+        import numpy as np
+
+        gen = np.random.default_rng(0)
+        self.factors = gen.integers(0, 8, size=(2000, 6))
+        self.codes = self.factors @ gen.standard_normal((6, 10)) + 0.5 * gen.standard_normal((2000, 10))
+        self.labels = gen.integers(0, 4, size=(10, 64, 9, 6))  # directions x base points x steps x factors
+
+    def time_mig(self):
+        from lowrank.vision.metrics import mig
+
+        mig(self.codes, self.factors)
+
+    def time_dci(self):
+        from lowrank.vision.metrics import dci
+
+        dci(self.codes, self.factors, rng=0)
+
+    def time_traversal_importance(self):
+        from lowrank.vision.metrics import traversal_importance
+
+        traversal_importance(self.labels)

@@ -96,9 +96,9 @@ def _search(args):
         from lowrank.retrieval import DualEncoderRetriever
 
         prior = DualEncoderRetriever(scorer.embed, scorer).fit(docs).similarities(queries)
-        index.n_rounds = 8
+        index.set_params(n_rounds=8)
     if args.rounds is not None:
-        index.n_rounds = args.rounds
+        index.set_params(n_rounds=args.rounds)
     indices, scores = index.search(queries, args.k, budget=args.budget, prior_scores=prior)
     for q, idx, sc in zip(queries, indices, scores):
         print(f"? {q}")

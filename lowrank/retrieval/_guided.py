@@ -29,6 +29,7 @@ class PriorGuidedFit:
         self.R = R
         self.prior = prior
         self.cols = np.empty(capacity, dtype=np.int64)
+        self.RA = np.empty((R.shape[0], capacity), order="F")  # R[:, cols], gathered once per column
         self.K = np.empty((capacity, capacity))
         self.n = 0
 
@@ -36,9 +37,10 @@ class PriorGuidedFit:
         """Append the columns of newly scored items (their Gram block is computed once)."""
         cols = np.asarray(cols, dtype=np.int64)
         n, b = self.n, cols.size
-        new = self.R[:, cols]
+        new = self.RA[:, n : n + b]
+        new[:] = self.R[:, cols]
         if n:
-            cross = self.R[:, self.cols[:n]].T @ new
+            cross = self.RA[:, :n].T @ new
             self.K[:n, n : n + b] = cross
             self.K[n : n + b, :n] = cross.T
         self.K[n : n + b, n : n + b] = new.T @ new
@@ -61,7 +63,7 @@ class PriorGuidedFit:
         beta = np.linalg.lstsq(Z, rhs, rcond=None)[0]
         out = beta[0] + beta[1] * self.prior
         if np.any(alpha):
-            out = out + (self.R[:, cols] @ alpha) @ self.R
+            out = out + (self.RA[:, :n] @ alpha) @ self.R
         return out
 
 

@@ -11,7 +11,7 @@ from lowrank._utils.backend import to_numpy
 from lowrank._utils.io import load_npz, save_npz
 from lowrank._utils.progress import progress
 from lowrank._utils.rng import as_generator
-from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank._utils.validation import check_choice, check_float, check_int, check_matrix
 from lowrank.linalg import select_columns
 from lowrank.retrieval._adaptive import GrowingMinNorm
 from lowrank.retrieval._build import build_anchor_scores
@@ -461,12 +461,10 @@ def _best_scored(scored, exact, k):
 
 
 def _check_prior_scores(prior_scores, n_queries, n_items):
-    prior = np.asarray(to_numpy(prior_scores), dtype=np.float64)
+    prior = check_matrix(to_numpy(prior_scores), "prior_scores", accept_sparse=False)
     if prior.shape != (n_queries, n_items):
         raise ValueError(f"`prior_scores` must have shape (n_queries, n_items) = ({n_queries}, {n_items}), got {prior.shape}")
-    if not np.isfinite(prior).all():
-        raise ValueError("`prior_scores` must not contain NaN or infinity")
-    return prior
+    return prior.astype(np.float64, copy=False)
 
 
 def _pinv(A, rcond):

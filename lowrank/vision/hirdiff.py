@@ -340,7 +340,12 @@ class HIRDiff(BaseEstimator):
         k = check_float(self.k, "k", low=0.0, low_inclusive=False)
         check_choice(self.band_method, "band_method", ("rrqr", "uniform"))
         delta = check_float(self.delta, "delta", low=0.0, low_inclusive=False)
-        check_choice(self.start, "start", ("auto", "matched", "estimate", "noise"))
+        start = check_choice(self.start, "start", ("auto", "matched", "estimate", "noise"))
+        if start == "auto":
+            start = "matched" if isinstance(task, Denoise) else "estimate"
+        if start == "matched" and not isinstance(task, Denoise):
+            raise ValueError("start='matched' needs task='denoise' (an unbiased estimate with a known noise "
+                             "covariance); use start='estimate' with a `start_sigma` level")
         name = task.name if isinstance(task, _Operator) else task
         defaults = DEFAULT_ETAS.get(name, DEFAULT_ETAS["denoise"])
         if self._uses_fallback():
@@ -355,7 +360,7 @@ class HIRDiff(BaseEstimator):
         n_bands = check_int(self.n_bands, "n_bands", low=1, high=cube.shape[2])
         device = torch.device(self.device if self.device is not None
                               else ("cuda" if torch.cuda.is_available() else "cpu"))
-        return cube, n_steps, k, delta, eta_f, eta_tv, start_sigma, n_bands, device
+        return cube, n_steps, k, delta, eta_f, eta_tv, start, start_sigma, n_bands, device
 
     # ---------------------------------------------------------------------------------------- restore
     def restore(self, cube, task="denoise", *, mask=None, scale=4, blur=None):
@@ -388,8 +393,7 @@ class HIRDiff(BaseEstimator):
         """
         torch = _torch()
         op = make_operator(task, mask=mask, scale=scale, blur=blur)
-        cube, n_steps, k, delta, eta_f, eta_tv, start_sigma, n_bands, device = self._iv(cube, op)
-        start = self.start
+        cube, n_steps, k, delta, eta_f, eta_tv, start, start_sigma, n_bands, device = self._iv(cube, op)
         return_torch = is_torch(cube)
         out_device = cube.device if return_torch else None
         out_dtype = cube.dtype if return_torch else (cube.dtype if cube.dtype == np.float32 else np.float64)
@@ -425,8 +429,6 @@ class HIRDiff(BaseEstimator):
         # Data term divided by its Lipschitz constant in the prior's [-1, 1] units: eta_fidelity = 1 is the
         # step 1 / L of gradient descent on it, whatever the operator, the cube and its coefficients.
         lipschitz = fidelity_lipschitz(op, coefficients, (1, n_bands, h, w), mask=mask_t, device=device)
-        if start == "auto":
-            start = "matched" if isinstance(op, Denoise) else "estimate"
         a_hat = (low / scale_)[:, torch.as_tensor(bands, device=device)] * 2.0 - 1.0
         if start == "noise":
             timesteps, alpha_bar = exponential_schedule(n_steps, k)
@@ -434,9 +436,6 @@ class HIRDiff(BaseEstimator):
             # The estimate's error is treated as Gaussian noise of std `level`: start at the first grid level
             # above it, adding only the missing noise, and skip the steps above.
             if start == "matched":  # noise-aware: start_sigma times the estimate's own noise level
-                if not isinstance(op, Denoise):
-                    raise ValueError("start='matched' needs task='denoise' (an unbiased estimate with a known noise "
-                                     "covariance); use start='estimate' with a `start_sigma` level")
                 level = start_sigma * estimate_noise_level(rank_residual_noise(y, vf, n_bands), coefficients)
             else:
                 level = start_sigma
