@@ -320,12 +320,14 @@ def test_prior_guided_search_respects_the_budget_and_starts_at_the_prior_top(n_r
     counter = CountingScorer(score)
     index.scorer = counter
     index.search(queries[40:], k=5, budget=23, prior_scores=prior)
-    assert index.n_scorer_calls_ == counter.n_pairs == 10 * 23 if hasattr(counter, "n_pairs") else len(counter.pairs) == 10 * 23
-    assert len(counter.pairs) == len(set(counter.pairs)) == 10 * 23
-    # each query's first call is for its 6 best items by prior score
-    first_calls = counter.pairs[: 6]
-    expected = np.argsort(-prior[0], kind="stable")[:6]
-    assert [x for _, x in first_calls] == [tuple(np.round(items[i], 12)) for i in expected]
+    assert index.n_scorer_calls_ == len(counter.pairs) == 10 * 23
+    assert len(set(counter.pairs)) == 10 * 23  # no pair scored twice
+    # each query's first 6 calls (queries are served one after another) are its 6 best items by prior score
+    for q in range(10):
+        first_calls = counter.pairs[q * 23 : q * 23 + 6]
+        expected = np.argsort(-prior[q], kind="stable")[:6]
+        assert [x for _, x in first_calls] == [tuple(np.round(items[i], 12)) for i in expected]
+        assert all(query == tuple(np.round(queries[40 + q], 12)) for query, _ in counter.pairs[q * 23 : (q + 1) * 23])
 
 
 def test_prior_guided_cur_beats_dual_encoder_rerank_and_plain_cur():

@@ -77,17 +77,16 @@ def _loo_ridge(K, Q, s):
     V = Q @ U
     Vs = V.T @ s
     scale = np.trace(K) / n
-    penalties = [np.inf] + list(scale * _RELATIVE_PENALTIES[::-1]) if scale > 0 else [np.inf]
-    best = None
-    for lam in penalties:  # from no correction to the weakest penalty; ties keep the stronger one
-        shrink = np.ones_like(g) if np.isinf(lam) else lam / (g + lam)
-        residual = V @ (shrink * Vs)  # s - fitted = lam * alpha
-        leverage_complement = (V**2) @ shrink  # diag(I - H)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            loo = np.where(leverage_complement > 1e-12, residual / leverage_complement, 0.0)
-        err = float(loo @ loo)
-        if best is None or err < best[0] * (1 - 1e-9):
-            best = (err, lam, residual)
-    _, lam, residual = best
-    alpha = np.zeros(n) if np.isinf(lam) else residual / lam
+    # strongest first: no correction (lam = inf), then decreasing penalties
+    lams = np.concatenate([[np.inf], scale * _RELATIVE_PENALTIES[::-1]]) if scale > 0 else np.array([np.inf])
+    with np.errstate(invalid="ignore"):
+        shrink = np.where(np.isinf(lams)[:, None], 1.0, lams[:, None] / (g[None, :] + lams[:, None]))
+    residuals = (shrink * Vs) @ V.T  # row p: s - fitted = lam_p * alpha_p
+    leverage_complement = shrink @ (V**2).T  # row p: diag(I - H_p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo = np.where(leverage_complement > 1e-12, residuals / leverage_complement, 0.0)
+    err = np.einsum("pi,pi->p", loo, loo)
+    best = int(np.flatnonzero(err <= err.min() * (1 + 1e-9))[0])  # near-ties keep the stronger penalty
+    lam = float(lams[best])
+    alpha = np.zeros(n) if np.isinf(lam) else residuals[best] / lam
     return lam, alpha
