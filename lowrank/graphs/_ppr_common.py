@@ -174,21 +174,3 @@ def pers_arrays(M):
     return M.indptr.astype(np.int64), M.indices.astype(np.int64), M.data.astype(np.float64)
 
 
-def top_k_rows(X, k):
-    """Per row, the ``k`` largest entries sorted by decreasing score (ties: smaller index first)."""
-    n = X.shape[1]
-    if k < n:
-        part = np.argpartition(-X, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n), X.shape).copy()
-    vals = np.take_along_axis(X, part, axis=1)
-    order = _row_order(part, vals)
-    idx = np.take_along_axis(part, order, axis=1)
-    return idx, np.take_along_axis(vals, order, axis=1)
-
-
-def _row_order(part, vals):
-    out = np.empty_like(part)
-    for i in range(part.shape[0]):
-        out[i] = np.lexsort((part[i], -vals[i]))
-    return out

@@ -13,6 +13,7 @@ are ordinary arcs; isolated vertices are dangling.
 
 import numpy as np
 
+from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.graphs._ppr_common import (
     Transition,
@@ -21,7 +22,6 @@ from lowrank.graphs._ppr_common import (
     load_graph,
     pers_arrays,
     personalization_rows,
-    top_k_rows,
 )
 
 __all__ = ["personalized_pagerank"]

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.io import load_npz, save_npz
+from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.rng import as_seed
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.graphs._input import Adjacency
@@ -34,7 +35,6 @@ from lowrank.graphs._ppr_common import (
     load_graph,
     pers_arrays,
     personalization_rows,
-    top_k_rows,
 )
 
 __all__ = ["PowerWalk"]

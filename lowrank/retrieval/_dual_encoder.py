@@ -7,9 +7,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.backend import to_numpy
+from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.validation import check_choice, check_int
 from lowrank.retrieval._items import ScorerCalls, check_collection, take
-from lowrank.retrieval._search import top_k
 
 
 class DualEncoderRetriever(BaseEstimator):
@@ -144,12 +144,12 @@ class DualEncoderRetriever(BaseEstimator):
         k = check_int(k, "k", low=1, high=budget)
         start = time.perf_counter()
         calls = ScorerCalls(self.scorer)
-        candidates, _ = top_k(self.similarities(queries), budget)
+        candidates, _ = top_k_rows(self.similarities(queries), budget)
         indices = np.empty((n_queries, k), dtype=np.int64)
         scores = np.empty((n_queries, k))
         for q in range(n_queries):
             exact = calls(take(queries, [q]), take(self.items_, candidates[q]), 1, budget)
-            found, vals = top_k(exact, k)
+            found, vals = top_k_rows(exact, k)
             indices[q] = candidates[q][found[0]]
             scores[q] = vals[0]
         self.n_scorer_calls_ = calls.n_pairs

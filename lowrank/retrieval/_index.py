@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from lowrank._utils.backend import to_numpy
 from lowrank._utils.io import load_npz, save_npz
 from lowrank._utils.progress import progress
+from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_choice, check_float, check_int, check_matrix
 from lowrank.linalg import select_columns
@@ -17,7 +18,6 @@ from lowrank.retrieval._adaptive import GrowingMinNorm
 from lowrank.retrieval._build import build_anchor_scores
 from lowrank.retrieval._guided import PriorGuidedFit
 from lowrank.retrieval._items import ScorerCalls, check_collection, fingerprint, take
-from lowrank.retrieval._search import top_k
 
 _KIND = "lowrank.retrieval.CURIndex"
 _SELECTIONS = ("rrqr", "leverage", "random")
@@ -328,7 +328,7 @@ class CURIndex(BaseEstimator):
     def _search_prior_anchors(self, queries, n_queries, k, round_sizes, prior, calls):
         """Adaptive rounds from each query's best items by ``prior`` (e.g. a dual encoder)."""
         n_anchor = self.anchor_item_indices_.size
-        anchors, _ = top_k(prior, n_anchor)
+        anchors, _ = top_k_rows(prior, n_anchor)
         capacity = sum(round_sizes[:-1]) + n_anchor
         indices = np.empty((n_queries, k), dtype=np.int64)
         scores = np.empty((n_queries, k))

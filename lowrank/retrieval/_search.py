@@ -3,6 +3,7 @@
 import numpy as np
 
 from lowrank._utils.progress import progress
+from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.validation import check_int
 from lowrank.retrieval._items import ScorerCalls, check_collection, take
 
@@ -62,20 +63,7 @@ def exact_search(scorer, queries, items, k, *, batch_size=256, verbose=False):
         scores[:, start:stop] = calls(queries, take(items, slice(start, stop)), n_queries, stop - start)
         bar.update(stop - start)
     bar.close()
-    return top_k(scores, k)
-
-
-def top_k(scores, k):
-    """Indices and values of the ``k`` largest entries of each row, best first (stable on ties)."""
-    k = min(k, scores.shape[1])
-    if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        part.sort(axis=1)  # stable tie-breaking by index after the partition
-    else:
-        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    return top_k_rows(scores, k)
 
 
 def recall_at_k(retrieved, reference, k=None):
