@@ -25,13 +25,13 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lowrank._utils.optional import import_optional
 from lowrank.datasets.shapes import FACTOR_SIZES, procedural_shapes
-from lowrank.vision._shapes_vae import frechet_distance, train_features, train_vae
+from lowrank.vision._shapes_vae import _GaussianVAE, _mlp_encoder, config_dict, image_quality, train_features, train_vae
 from lowrank.vision.householder import HouseholderProjector, closed_form_directions, traverse
 from lowrank.vision.metrics import dci, dci_from_importance, mig, traversal_importance
 
@@ -100,7 +100,7 @@ class ModulatedConv(nn.Module):
         return F.leaky_relu(y * demod[:, :, None, None] + self.bias[None, :, None, None], 0.2)
 
 
-class StyleShapesVAE(nn.Module):
+class StyleShapesVAE(_GaussianVAE):
     """VAE whose decoder is a small style-based generator: ``z -> mapping -> w -> affine -> styles -> synthesis``.
 
     ``affine`` (``w_dim -> n_layers * width``, bias initialized to 1 as StyleGAN's) is the layer the
@@ -114,8 +114,7 @@ class StyleShapesVAE(nn.Module):
             raise ValueError(f"`image_size` must be 4 times a power of two, got {image_size}")
         n_pixels = 3 * image_size * image_size
         self.image_size, self.latent_dim, self.w_dim, self.width = image_size, latent_dim, w_dim, width
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(n_pixels, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
+        self.encoder = _mlp_encoder(n_pixels, hidden, latent_dim)
         self.mapping = nn.Sequential(nn.Linear(latent_dim, 4 * w_dim), nn.LeakyReLU(0.2),
                                      nn.Linear(4 * w_dim, 4 * w_dim), nn.LeakyReLU(0.2), nn.Linear(4 * w_dim, w_dim))
         self.n_layers = n_up + 1
@@ -125,10 +124,6 @@ class StyleShapesVAE(nn.Module):
         self.const = nn.Parameter(torch.randn(1, width, 4, 4))
         self.convs = nn.ModuleList([ModulatedConv(width, width, upsample=i > 0) for i in range(self.n_layers)])
         self.to_rgb = nn.Conv2d(width, 3, 1)
-
-    def encode(self, x):
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar.clamp(-12, 8)
 
     def synthesize(self, w):
         """Image logits ``(n, 3, S, S)`` for intermediate latents ``w`` (n, w_dim)."""
@@ -142,17 +137,13 @@ class StyleShapesVAE(nn.Module):
         """Images in ``[0, 1]`` for intermediate latents ``w``."""
         return torch.sigmoid(self.synthesize(w))
 
+    def decode_logits(self, z):
+        """Image logits for codes ``z`` (through the mapping network); the VAE loss reads these."""
+        return self.synthesize(self.mapping(z))
+
     def decode(self, z):
         """Images in ``[0, 1]`` for codes ``z`` (through the mapping network)."""
-        return self.decode_w(self.mapping(z))
-
-    def loss(self, x, beta, generator=None):
-        mu, logvar = self.encode(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + eps * (0.5 * logvar).exp()
-        rec = F.binary_cross_entropy_with_logits(self.synthesize(self.mapping(z)), x, reduction="sum") / x.shape[0]
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / x.shape[0]
-        return rec + beta * kl
+        return torch.sigmoid(self.decode_logits(z))
 
 
 # The style model has the same ``loss(x, beta, generator=...)`` interface as the MLP VAE: one training loop.
@@ -208,21 +199,6 @@ def traversal_scores(model, directions, classifier, config, *, seed):
             "dci_completeness": res.completeness, "dci_informativeness": res.informativeness,
             "attr_disentanglement": attr.disentanglement, "attr_completeness": attr.completeness,
             "attr_flip_rate": float(importance.sum(1).mean())}
-
-
-@torch.no_grad()
-def image_quality(model, images, classifier, seed, batch=1024):
-    """Reconstruction MSE (through ``mu``) and the Frechet distance of prior samples in the classifier's features."""
-    mse, feats_real, feats_fake = 0.0, [], []
-    gen = torch.Generator(device=images.device).manual_seed(seed)
-    for i in range(0, images.shape[0], batch):
-        x = images[i : i + batch]
-        mse += float(((model.decode(model.encode(x)[0]) - x) ** 2).sum())
-        z = torch.randn(x.shape[0], model.latent_dim, generator=gen, device=x.device)
-        feats_real.append(classifier.features(x))
-        feats_fake.append(classifier.features(model.decode(z)))
-    fd = frechet_distance(torch.cat(feats_real).cpu().double().numpy(), torch.cat(feats_fake).cpu().double().numpy())
-    return mse / images.numel(), fd
 
 
 def run_style_demo(config=STYLE_TINY, *, traversal_degrees=(-2, -1, 0, 1, 2)):
@@ -291,9 +267,5 @@ def style_config_from(base="tiny", **overrides):
     return replace({"tiny": STYLE_TINY, "medium": STYLE_MEDIUM, "full": STYLE_FULL}[base], **overrides)
 
 
-def config_dict(config):
-    return asdict(config)
-
-
 __all__ = ["StyleDemoConfig", "STYLE_FULL", "STYLE_MEDIUM", "STYLE_TINY", "StyleShapesVAE", "ModulatedConv", "run_style_demo",
-           "traversal_scores", "image_quality", "style_config_from", "FACTOR_SIZES"]
+           "traversal_scores", "image_quality", "style_config_from", "config_dict", "FACTOR_SIZES"]

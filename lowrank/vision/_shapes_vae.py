@@ -56,28 +56,18 @@ TINY = DemoConfig(image_size=16, n_train=3000, n_eval=600, latent_dim=8, hidden=
                   pretrain_steps=400, finetune_steps=60, feature_steps=200, batch_size=64, lr=2e-3)
 
 
-class ShapesVAE(nn.Module):
-    """MLP VAE for ``(3, S, S)`` images; ``style`` is the decoder's first (latent -> hidden) layer."""
+def _mlp_encoder(n_pixels, hidden, latent_dim):
+    """Flattened image -> (mu, logvar) stacked, ``2 * latent_dim`` outputs."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(n_pixels, hidden), nn.ReLU(),
+                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
 
-    def __init__(self, image_size, latent_dim, hidden):
-        super().__init__()
-        n_pixels = 3 * image_size * image_size
-        self.image_size, self.latent_dim = image_size, latent_dim
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(n_pixels, hidden), nn.ReLU(),
-                                     nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * latent_dim))
-        self.style = nn.Linear(latent_dim, hidden)
-        self.decoder = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_pixels))
+
+class _GaussianVAE(nn.Module):
+    """Gaussian encoder and beta-VAE loss shared by the demos' models; subclasses set ``encoder`` and ``decode_logits``."""
 
     def encode(self, x):
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 8)
-
-    def decode_logits(self, z):
-        return self.decoder(self.style(z)).view(-1, 3, self.image_size, self.image_size)
-
-    def decode(self, z):
-        """Images in ``[0, 1]`` for codes ``z`` (n, latent_dim)."""
-        return torch.sigmoid(self.decode_logits(z))
 
     def loss(self, x, beta, generator=None):
         mu, logvar = self.encode(x)
@@ -86,6 +76,25 @@ class ShapesVAE(nn.Module):
         rec = F.binary_cross_entropy_with_logits(self.decode_logits(z), x, reduction="sum") / x.shape[0]
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / x.shape[0]
         return rec + beta * kl
+
+
+class ShapesVAE(_GaussianVAE):
+    """MLP VAE for ``(3, S, S)`` images; ``style`` is the decoder's first (latent -> hidden) layer."""
+
+    def __init__(self, image_size, latent_dim, hidden):
+        super().__init__()
+        n_pixels = 3 * image_size * image_size
+        self.image_size, self.latent_dim = image_size, latent_dim
+        self.encoder = _mlp_encoder(n_pixels, hidden, latent_dim)
+        self.style = nn.Linear(latent_dim, hidden)
+        self.decoder = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_pixels))
+
+    def decode_logits(self, z):
+        return self.decoder(self.style(z)).view(-1, 3, self.image_size, self.image_size)
+
+    def decode(self, z):
+        """Images in ``[0, 1]`` for codes ``z`` (n, latent_dim)."""
+        return torch.sigmoid(self.decode_logits(z))
 
 
 class FactorClassifier(nn.Module):
@@ -158,7 +167,8 @@ def _codes(model, images, directions, batch=1024):
 
 
 @torch.no_grad()
-def _quality(model, images, features, seed, batch=1024):
+def image_quality(model, images, features, seed, batch=1024):
+    """Reconstruction MSE (through ``mu``) and the Frechet distance of prior samples in the classifier's features."""
     mse, feats_real, feats_fake = 0.0, [], []
     gen = torch.Generator(device=images.device).manual_seed(seed)
     for i in range(0, images.shape[0], batch):
@@ -175,7 +185,7 @@ def _quality(model, images, features, seed, batch=1024):
 def _score(name, model, directions, images, factors_np, features, config, seconds):
     codes = _codes(model, images, directions)
     res = dci(codes, factors_np, rng=config.seed)
-    mse, fd = _quality(model, images, features, config.seed)
+    mse, fd = image_quality(model, images, features, config.seed)
     row = {"method": name, "mig": mig(codes, factors_np), "dci_disentanglement": res.disentanglement,
            "dci_completeness": res.completeness, "dci_informativeness": res.informativeness,
            "recon_mse": mse, "frechet": fd, "seconds": seconds}
