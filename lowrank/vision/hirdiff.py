@@ -408,8 +408,7 @@ class HIRDiff(BaseEstimator):
         # Spectral subspace, bands and coefficients from the observation.
         rows = _subspace_rows(op, y)
         v = band_subspace(rows.double(), n_bands, rng=seed)
-        bands = (_select_from_subspace(v, n_bands, "rrqr") if self.band_method == "rrqr"
-                 else np.unique(np.round(np.linspace(0, cube.shape[2] - 1, n_bands)).astype(np.intp)))
+        bands = _select_from_subspace(v, n_bands, self.band_method)
         coefficients = _coefficients_from_subspace(v, bands).float()
 
         # Rank-n_bands denoise of the initial estimate: intensity scale and TV edge weights.

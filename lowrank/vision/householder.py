@@ -228,7 +228,6 @@ class HouseholderProjector(nn.Module):
 
 def _fix_determinants(U, V, rank):
     """Make det(U) = (-1)^out and det(V) = (-1)^in while keeping ``U_k V_k^T`` (flip unused columns or pairs)."""
-    out_features, in_features = U.shape[0], V.shape[0]
 
     def bad(Q):
         return np.linalg.slogdet(Q)[0] != (-1) ** Q.shape[0]
@@ -236,20 +235,14 @@ def _fix_determinants(U, V, rank):
     if bad(U) and bad(V):
         U[:, 0] *= -1  # flipping the same used column in both keeps U_k V_k^T
         V[:, 0] *= -1
-    if bad(U):
-        if rank < out_features:
-            U[:, -1] *= -1
-        elif rank < in_features:
-            U[:, 0] *= -1
-            V[:, 0] *= -1
-            V[:, -1] *= -1
-    if bad(V):
-        if rank < in_features:
-            V[:, -1] *= -1
-        elif rank < out_features:
-            U[:, 0] *= -1
-            V[:, 0] *= -1
-            U[:, -1] *= -1
+    for P, Q in ((U, V), (V, U)):  # the same repair for either side, the other one as Q
+        if bad(P):
+            if rank < P.shape[0]:  # P has an unused column: flip it
+                P[:, -1] *= -1
+            elif rank < Q.shape[0]:  # flip a used column in both, then Q's unused one
+                P[:, 0] *= -1
+                Q[:, 0] *= -1
+                Q[:, -1] *= -1
     if bad(U) or bad(V):
         raise ValueError(
             "a square full-rank weight whose polar factor has determinant -1 is not a product of "
