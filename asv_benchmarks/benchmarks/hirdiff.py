@@ -102,3 +102,46 @@ class LowRankTV:
         return _psnr(lowrank_tv_restore(self.noisy, Denoise(), eta_tv=0.03), self.clean)
 
     track_psnr_lowrank_tv.unit = "dB"
+
+
+class HSIMetrics:
+    """psnr, ssim and sam (lowrank.vision.metrics_hsi) on a 128 x 128 x 31 cube and a noisy copy."""
+
+    def setup(self):
+        gen = np.random.default_rng(0)
+        self.reference = gen.random((128, 128, 31))
+        self.estimate = self.reference + 0.05 * gen.standard_normal(self.reference.shape)
+
+    def time_psnr(self):
+        from lowrank.vision.metrics_hsi import psnr
+
+        psnr(self.estimate, self.reference, data_range=1.0)
+
+    def time_ssim(self):
+        from lowrank.vision.metrics_hsi import ssim
+
+        ssim(self.estimate, self.reference, data_range=1.0)
+
+    def time_sam(self):
+        from lowrank.vision.metrics_hsi import sam
+
+        sam(self.estimate, self.reference)
+
+
+class BandSubspace:
+    """select_bands (randomized SVD + strong RRQR) and estimate_coefficients on a rank-3 128 x 128 x 31 cube."""
+
+    def setup(self):
+        gen = np.random.default_rng(0)
+        self.cube = gen.random((128 * 128, 3)) @ gen.random((3, 31))
+        self.cube = self.cube.reshape(128, 128, 31) + 0.01 * gen.standard_normal((128, 128, 31))
+
+    def time_select_bands(self):
+        from lowrank.vision import select_bands
+
+        select_bands(self.cube, 3, rng=0)
+
+    def time_estimate_coefficients(self):
+        from lowrank.vision import estimate_coefficients
+
+        estimate_coefficients(self.cube, [3, 15, 27], rng=0)
