@@ -97,12 +97,8 @@ def _strong_swaps(A, Q, R, perm, k, f):
     n = A.shape[1]
     max_swaps = 10 * n * max(1, k)
     for _ in range(max_swaps):
-        R11, R12 = R[:k, :k], R[:k, k:]
-        R22 = R[k:, k:]
-        W = scipy.linalg.solve_triangular(R11, R12, check_finite=False)
-        gamma = np.linalg.norm(R22, axis=0) if R22.size else np.zeros(n - k)
-        inv_rows = np.linalg.norm(scipy.linalg.solve_triangular(R11, np.eye(k), check_finite=False), axis=1)
-        score = np.maximum(np.abs(W), np.outer(inv_rows, gamma))
+        W, G = _bound_terms(R, k, check_finite=False)
+        score = np.maximum(np.abs(W), G)
         i, j = np.unravel_index(np.argmax(score), score.shape)
         if score[i, j] <= f:
             break
@@ -115,11 +111,40 @@ def strong_rrqr_bounds(R, k):
     """The two quantities a strong RRQR bounds: ``max|R11^-1 R12|`` and ``max ||R22 e_j|| ||e_i^T R11^-1||``.
 
     Useful for checking the guarantee (tests, band selection diagnostics).
+
+    Parameters
+    ----------
+    R : ndarray, shape (k', n)
+        Upper trapezoidal factor of a column-pivoted QR, ``k' >= k`` rows (as returned by
+        :func:`rrqr` without truncation, or ``scipy.linalg.qr``).
+    k : int
+        Size of the leading block ``R11``.
+
+    Returns
+    -------
+    (float, float)
+        Both 0.0 when ``R`` has no column beyond the first ``k``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.linalg
+    >>> A = np.random.default_rng(0).standard_normal((6, 10))
+    >>> _, R, perm = rrqr(A, 3, strong=True)
+    >>> _, R_full = scipy.linalg.qr(A[:, perm], mode="economic")
+    >>> w, g = strong_rrqr_bounds(R_full, 3)
+    >>> bool(w <= 1.2 + 1e-12 and g <= 1.2 + 1e-12)
+    True
     """
-    R11, R12, R22 = R[:k, :k], R[:k, k:], R[k:, k:]
-    if R12.shape[1] == 0:
+    if R.shape[1] <= k:  # no R12
         return 0.0, 0.0
-    W = scipy.linalg.solve_triangular(R11, R12)
-    inv_rows = np.linalg.norm(scipy.linalg.solve_triangular(R11, np.eye(k)), axis=1)
+    W, G = _bound_terms(R, k)
+    return float(np.abs(W).max()), float(G.max())
+
+
+def _bound_terms(R, k, check_finite=True):
+    """``R11^-1 R12`` and the matrix ``||R22 e_j|| * ||e_i^T R11^-1||`` (both k x (n - k))."""
+    R11, R12, R22 = R[:k, :k], R[:k, k:], R[k:, k:]
+    W = scipy.linalg.solve_triangular(R11, R12, check_finite=check_finite)
+    inv_rows = np.linalg.norm(scipy.linalg.solve_triangular(R11, np.eye(k), check_finite=check_finite), axis=1)
     gamma = np.linalg.norm(R22, axis=0) if R22.size else np.zeros(R12.shape[1])
-    return float(np.abs(W).max()), float(np.outer(inv_rows, gamma).max())
+    return W, np.outer(inv_rows, gamma)
