@@ -10,8 +10,6 @@ from threadpoolctl import threadpool_limits
 from lowrank.completion import _kernels
 
 
-
-
 def _solve(indptr, indices, data, Y, X, params, row_offset):
     """Run one half-step's kernel on CSR rows; returns the per-row squared residuals (``X`` updated)."""
     resid2 = np.empty(indptr.shape[0] - 1)
@@ -27,10 +25,6 @@ def _solve(indptr, indices, data, Y, X, params, row_offset):
             run(_kernels.solve_rows_pcg_gram, indptr, indptr, indices, data, Y, X, params["alpha"],
                 params["n_inner"], params["Q"], params["lam"], params["n_total"], resid2)
     return resid2
-
-
-def _matmat(indptr, indices, data, B):
-    return csr_matmat(indptr, indices, data, B)
 
 
 def csr_matmat(indptr, indices, data, B):
@@ -53,7 +47,7 @@ class LocalEngine:
 
     def matmat(self, side, B):
         s = self.sides[side]
-        return _matmat(s.indptr, s.indices, s.data, B)
+        return csr_matmat(s.indptr, s.indices, s.data, B)
 
     def close(self):
         pass
@@ -67,7 +61,7 @@ def _block_solve(block, Y, X_block, params):
 
 
 def _block_matmat(block, B):
-    return _matmat(*block, B)
+    return csr_matmat(*block, B)
 
 
 class DaskEngine:

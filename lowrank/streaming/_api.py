@@ -12,7 +12,10 @@ from lowrank.streaming._input import _is_whole_npy, iter_batches
 from lowrank.streaming._oja import OjaState
 from lowrank.streaming._random_order import RandomOrderState
 
+__all__ = ["TopEigenvectorResult", "top_eigenvector_stream", "is_stream_source"]
+
 METHODS = ("random_order", "oja", "exact")
+_STATE_CLASSES = {"random_order": RandomOrderState, "oja": OjaState, "exact": ExactState}
 _DEFAULTS = {
     "random_order": {"n_vectors": 2, "max_heavy": 32, "heavy_threshold": None, "min_block_rows": None},
     "oja": {"n_rates": 8, "target_growth": 2.0},
@@ -85,8 +88,7 @@ def check_options(method, options):
 
 
 def make_state(method, n_features, dtype, options, rng):
-    cls = {"random_order": RandomOrderState, "oja": OjaState, "exact": ExactState}[method]
-    return cls(n_features, dtype, rng=rng, **options)
+    return _STATE_CLASSES[method](n_features, dtype, rng=rng, **options)
 
 
 def check_batch(batch, index, n_features, dtype):
@@ -191,7 +193,7 @@ def top_eigenvector_stream(source, *, method="random_order", batch_rows=10_000, 
     options = check_options(method, options)
     batch_rows = check_int(batch_rows, "batch_rows", low=1)
     gen = as_generator(rng)
-    state, n_features, dtype, n_heavy = None, None, None, 0
+    state, n_features, dtype = None, None, None
     for index, batch in enumerate(iter_batches(source, batch_rows)):
         batch, dtype = check_batch(batch, index, n_features, dtype)
         if state is None:
@@ -215,12 +217,6 @@ def is_stream_source(X):
     if isinstance(X, (list, tuple)) and X and (sp.issparse(X[0]) or (isinstance(X[0], np.ndarray) and X[0].ndim == 2)):
         return True
     return isinstance(X, np.memmap) and X.ndim == 2 and bool(X.filename) and _is_whole_npy(X)
-
-
-__all__ = ["TopEigenvectorResult", "top_eigenvector_stream", "is_stream_source"]
-
-
-_STATE_CLASSES = {"random_order": RandomOrderState, "oja": OjaState, "exact": ExactState}
 
 
 def state_to_arrays(state):
