@@ -13,14 +13,6 @@ precision ``Lam_j`` (R x R, possibly singular) and precision-mean ``eta_j``, add
 import numpy as np
 
 
-def _block(a, R):
-    d = a.shape[0]
-    out = np.zeros((R * d, R * d))
-    for r in range(R):
-        out[r * d : (r + 1) * d, r * d : (r + 1) * d] = a
-    return out
-
-
 def _kalman_rts(A, Q, P0, R, Lam, eta):
     J = Lam.shape[0]
     d = P0.shape[0]
@@ -131,7 +123,7 @@ def interpolate_states(t_train, t_new, m_f, P_f, m_s, P_s, A_fn, R, P0):
     right = np.searchsorted(t_train, t_new, side="left")  # first training coordinate >= t_new
     mean = np.zeros((M, D))
     cov = np.zeros((M, D, D))
-    Pinf = _block(P0, R)
+    Pinf = _block_batch(P0[None], R)[0]
     exact = (right < J) & (t_train[np.minimum(right, J - 1)] == t_new)
     mean[exact] = m_s[right[exact]]
     cov[exact] = P_s[right[exact]]
@@ -170,6 +162,7 @@ def interpolate_states(t_train, t_new, m_f, P_f, m_s, P_s, A_fn, R, P0):
 
 
 def _block_batch(a, R):
+    """``I_R kron a[m]`` for each ``m``: (M, d, d) -> (M, R d, R d) block diagonals."""
     M, d, _ = a.shape
     out = np.zeros((M, R * d, R * d))
     for r in range(R):

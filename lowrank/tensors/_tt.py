@@ -1,7 +1,8 @@
 """Body of TT-SVD (Oseledets, 2011), and its EM loop for missing entries."""
 
 from lowrank._utils.backend import to_numpy
-from lowrank.tensors._tensor_ops import norm, rank_from_tol, svd_flip_columns
+from lowrank.linalg import randomized_svd, svd_flip
+from lowrank.tensors._tensor_ops import norm, rank_from_tol
 
 
 def truncated_svd(A, cap, budget, method, xp, rng=None):
@@ -9,8 +10,6 @@ def truncated_svd(A, cap, budget, method, xp, rng=None):
     m, n = int(A.shape[0]), int(A.shape[1])
     cap = min(cap, m, n)
     if method == "randomized" and budget is None and cap < min(m, n):
-        from lowrank.linalg import randomized_svd
-
         U, s, Vh = randomized_svd(A, cap, rng=rng)
         return U, s, Vh
     if method == "full":
@@ -42,9 +41,8 @@ def truncated_svd(A, cap, budget, method, xp, rng=None):
     else:
         Vh = V[:, :keep].T
         U = (A @ V[:, :keep]) / safe[None, :]
-    Uf = svd_flip_columns(U, xp)
-    signs = xp.sum(Uf * U, axis=0)
-    return Uf, s, Vh * xp.sign(signs)[:, None]
+    U, Vh = svd_flip(U, Vh)
+    return U, s, Vh
 
 
 def tt_body(X, caps, tol, method, rng, xp):

@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 
-from lowrank._utils.backend import is_torch
-
+from lowrank._utils.backend import is_torch, to_numpy
 from lowrank.tensors._tensor_ops import (
     complete_columns,
     leading_vectors,
@@ -38,7 +37,7 @@ def hosvd_body(X, ranks, tol, method, M, rng, xp, *, modes=None):
         cap = ranks[i] if ranks[i] is not None else int(X.shape[n])
         U, sq = leading_vectors(X, n, cap, xp, method=method, mask=M, rng=rng)
         if budget is not None:
-            U = U[:, : min(cap, rank_from_tol(_to_numpy(sq), budget))]
+            U = U[:, : min(cap, rank_from_tol(to_numpy(sq), budget))]
         factors.append(U)
     Y = X if M is None else X / _observed_fraction(M, xp)
     core = multi_mode_dot(Y, factors, modes, xp, transpose=True)
@@ -58,7 +57,7 @@ def st_hosvd_body(X, ranks, tol, method, rng, xp, *, modes=None):
         cap = ranks[i] if ranks[i] is not None else int(Y.shape[n])
         U, sq = leading_vectors(Y, n, cap, xp, method=method, rng=rng)
         if budget is not None:
-            U = U[:, : min(cap, rank_from_tol(_to_numpy(sq), budget))]
+            U = U[:, : min(cap, rank_from_tol(to_numpy(sq), budget))]
         factors[i] = U
         Y = mode_dot(Y, U, n, xp, transpose=True)
     return Y, factors
@@ -147,9 +146,3 @@ def _observed_least_squares_core(X, M, factors, modes, xp):
     core = xp.linalg.solve(G + ridge * eye, b)
     core = xp.reshape(core, tuple(int(F.shape[1]) for F in factors))
     return core.to(X.dtype) if is_torch(X) else core.astype(X.dtype, copy=False)
-
-
-def _to_numpy(a):
-    from lowrank._utils.backend import to_numpy
-
-    return to_numpy(a)

@@ -333,7 +333,7 @@ class FunBaT(RegressorMixin, BaseEstimator):
                 break
         logger.debug("FunBaT: %d sweeps, train RMSE %.4g", len(self.train_rmse_), self.train_rmse_[-1])
         self._modes = modes
-        self._order, self._d, self._ranks = order, d, ranks
+        self._d, self._ranks = d, ranks
         self._mu, self._M2, self._tau = mu, M2, tau
         self.core_mean_ = mu.reshape(ranks) if self.core == "tucker" else mu.copy()
         self.core_cov_ = cov
