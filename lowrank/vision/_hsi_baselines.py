@@ -9,7 +9,7 @@ import numpy as np
 
 from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_float, check_int
-from lowrank.vision._hsi_bands import _coefficients_from_subspace, _iv_cube, _select_from_subspace, band_subspace
+from lowrank.vision._hsi_bands import _iv_cube
 from lowrank.vision._hsi_operators import Inpaint
 from lowrank.vision._hsi_tv import edge_weights, weighted_tv_loss
 
@@ -34,20 +34,15 @@ def interpolation_baseline(cube, op):
 def lowrank_tv_restore(cube, op, *, eta_tv=0.1, n_bands=3, n_iter=300, lr=0.02, delta=0.5, rng=0, device=None):
     """Low-rank + weighted-TV restoration (HIR-Diff's model with no image prior), numpy (H, W, B) out."""
     torch = import_optional("torch", purpose="HIR-Diff baselines")
-    from lowrank.vision.hirdiff import _subspace_rows
+    from lowrank.vision.hirdiff import _spectral_model
 
     eta_tv = check_float(eta_tv, "eta_tv", low=0.0)
     n_iter = check_int(n_iter, "n_iter", low=1)
     y = _to_tensor(cube).to(device or "cpu")
     if isinstance(op, Inpaint):
         y = op.forward(y)
-    v = band_subspace(_subspace_rows(op, y).double(), n_bands, rng=rng)
-    bands = _select_from_subspace(v, n_bands, "rrqr")
-    coefficients = _coefficients_from_subspace(v, bands).float()
-    init = op.initial_estimate(y)
-    n_b, h, w = init.shape[1:]
-    vf = v.float()
-    low = (vf @ (vf.T @ init[0].reshape(n_b, -1))).reshape(1, n_b, h, w)
+    _, bands, coefficients, low = _spectral_model(op, y, n_bands, "rrqr", rng)
+    h, w = low.shape[-2:]
     weights = edge_weights(low, delta=delta)
     mask = op._mask_tensor(y).expand_as(y) if isinstance(op, Inpaint) else None
     n_observed = float(mask.sum()) if mask is not None else float(y.numel())

@@ -95,6 +95,23 @@ def _subspace_rows(op, y):
     return unfolded
 
 
+def _spectral_model(op, y, n_bands, band_method, seed):
+    """Subspace, bands and coefficients from an observation y (1, B, h, w), and the rank-``n_bands`` denoise.
+
+    Returns ``(v, bands, coefficients, low)``: v (B x n_bands, float32) the top right singular vectors of
+    :func:`_subspace_rows`, the selected bands, E (float32) and ``low`` = the initial estimate projected on v,
+    shape (1, B, H, W). Shared by :class:`HIRDiff` and the low-rank + TV baseline.
+    """
+    v = band_subspace(_subspace_rows(op, y).double(), n_bands, rng=seed)
+    bands = _select_from_subspace(v, n_bands, band_method)
+    coefficients = _coefficients_from_subspace(v, bands).float()
+    init = op.initial_estimate(y)
+    n_b, h, w = init.shape[1:]
+    vf = v.float()
+    low = (vf @ (vf.T @ init[0].reshape(n_b, -1))).reshape(1, n_b, h, w)
+    return vf, bands, coefficients, low
+
+
 def fidelity_lipschitz(op, coefficients, shape, *, mask=None, n_iter=30, device=None):
     """Lipschitz constant of the gradient of ``0.5 ||M H(E^T (a + 1) / 2)||^2`` in the reduced image a.
 
@@ -405,18 +422,9 @@ class HIRDiff(BaseEstimator):
             y = op.forward(y)
         prior = self._resolve_prior(device)
 
-        # Spectral subspace, bands and coefficients from the observation.
-        rows = _subspace_rows(op, y)
-        v = band_subspace(rows.double(), n_bands, rng=seed)
-        bands = _select_from_subspace(v, n_bands, self.band_method)
-        coefficients = _coefficients_from_subspace(v, bands).float()
-
-        # Rank-n_bands denoise of the initial estimate: intensity scale and TV edge weights.
-        init = op.initial_estimate(y)
-        n_b, h, w = init.shape[1:]
-        unfolded = init[0].reshape(n_b, -1)
-        vf = v.float()
-        low = (vf @ (vf.T @ unfolded)).reshape(1, n_b, h, w)
+        vf, bands, coefficients, low = _spectral_model(op, y, n_bands, self.band_method, seed)
+        h, w = low.shape[-2:]
+        # The rank-n_bands denoise of the initial estimate gives the intensity scale and TV edge weights.
         scale_ = float(torch.quantile(low.flatten()[:: max(1, low.numel() // 1_000_000)], 0.999).clamp_min(1e-12))
         y = y / scale_
         weights = edge_weights(low / scale_, delta=delta)
