@@ -23,6 +23,7 @@ from lowrank._utils.optional import import_optional
 from lowrank._utils.progress import progress
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.ctr.statistics import OutputStatistics
+from lowrank.nn.layers import LowRankEmbedding, LowRankEmbeddingBag, LowRankLinear, _bag_weights, count_parameters
 
 torch = import_optional("torch", purpose="lowrank.ctr")
 nn = torch.nn
@@ -153,18 +154,18 @@ def compress_afm(model, calibration, *, rank=None, energy=None, budget=None, bud
     modules = dict(work.named_modules())
     ranks = _choose_ranks({n: modules[n] for n in named}, {n: s[0] for n, s in spectra.items()},
                           rank, energy, budget, budget_metric, explicit=targets is not None)
-    report = CompressionReport("afm", model_params_before=_count(model))
+    report = CompressionReport("afm", model_params_before=count_parameters(model))
     for name in named:
         module = modules[name]
         w, V = spectra[name]
         st = stats[name]
         k = ranks[name]
         full = _full_rank(module)
-        before = _count(module)
+        before = count_parameters(module)
         total = float(torch.trace(st.second_moment))
         err = float(w[k:].sum()) if k < w.numel() else 0.0
         new = _afm_module(module, V[:, :k], st) if k < full else None
-        after = _count(new) if new is not None else before
+        after = count_parameters(new) if new is not None else before
         if new is None or after >= before:
             new, after, k_eff, err = None, before, full, 0.0
         else:
@@ -175,7 +176,7 @@ def compress_afm(model, calibration, *, rank=None, energy=None, budget=None, bud
             params_after=after, energy_kept=float(w[:k_eff].sum() / w.sum()) if float(w.sum()) > 0 else 1.0,
             output_relative_error=float(np.sqrt(max(err, 0.0) / total)) if total > 0 else 0.0,
             compressed=new is not None))
-    report.model_params_after = _count(work)
+    report.model_params_after = count_parameters(work)
     logger.info("AFM compression: %s", report)
     return work, report
 
@@ -207,18 +208,19 @@ def compress_weight_svd(model, *, rank=None, energy=None, budget=None, budget_me
     modules = dict(work.named_modules())
     svds = {}
     for name in named:
-        W = _weight_matrix(modules[name]).detach().to(torch.float64)
+        # (out, in) for a Linear, the table (num, dim) for an embedding
+        W = modules[name].weight.detach().to(torch.float64)
         U, s, Vh = torch.linalg.svd(W, full_matrices=False)
         svds[name] = (U, s, Vh)
     ranks = _choose_ranks({n: modules[n] for n in named}, {n: svds[n][1] ** 2 for n in named},
                           rank, energy, budget, budget_metric, explicit=targets is not None)
-    report = CompressionReport("weight_svd", model_params_before=_count(model))
+    report = CompressionReport("weight_svd", model_params_before=count_parameters(model))
     for name in named:
         module = modules[name]
         U, s, Vh = svds[name]
-        k, full, before = ranks[name], _full_rank(module), _count(module)
+        k, full, before = ranks[name], _full_rank(module), count_parameters(module)
         new = _svd_module(module, U[:, :k], s[:k], Vh[:k]) if k < full else None
-        after = _count(new) if new is not None else before
+        after = count_parameters(new) if new is not None else before
         if new is None or after >= before:
             new, after, k = None, before, full
         else:
@@ -229,7 +231,7 @@ def compress_weight_svd(model, *, rank=None, energy=None, budget=None, budget_me
             energy_kept=float(e[:k].sum() / e.sum()) if float(e.sum()) > 0 else 1.0,
             output_relative_error=float(torch.sqrt(e[k:].sum() / e.sum())) if float(e.sum()) > 0 else 0.0,
             compressed=new is not None))
-    report.model_params_after = _count(work)
+    report.model_params_after = count_parameters(work)
     return work, report
 
 
@@ -311,8 +313,6 @@ def _collect_statistics(model, targets, calibration, batch_size, max_batches, ve
         def hook(mod, inputs, output, _name=name):
             bag_weight = None
             if isinstance(mod, nn.EmbeddingBag) and mod.mode == "sum":
-                from lowrank.nn.layers import _bag_weights
-
                 offsets = inputs[1] if len(inputs) > 1 else None
                 psw = inputs[2] if len(inputs) > 2 else None
                 bag_weight = float(_bag_weights(inputs[0], offsets, psw, torch.float64).sum())
@@ -366,7 +366,7 @@ def _unit_cost(m, metric):
 def _full_cost(m, metric):
     """Cost of the layer as it is: its parameters, or its multiply-adds (reads for a lookup) per row."""
     if metric == "params":
-        return _count(m)
+        return count_parameters(m)
     if isinstance(m, nn.Linear):
         return m.in_features * m.out_features
     return m.embedding_dim
@@ -420,14 +420,7 @@ def _choose_ranks(modules, spectra, rank, energy, budget, metric, explicit=True)
 # --------------------------------------------------------------------------- building modules
 
 
-def _weight_matrix(m):
-    """(out_dim, in_dim)-like matrix whose SVD the baseline truncates: W for Linear, D for tables."""
-    return m.weight
-
-
 def _afm_module(module, Uk, stats):
-    from lowrank.nn.layers import LowRankEmbedding, LowRankEmbeddingBag, LowRankLinear
-
     dtype, device = module.weight.dtype, module.weight.device
     U = Uk.to(device=device, dtype=torch.float64)
     mu = stats.mean.to(device=device, dtype=torch.float64)
@@ -458,8 +451,6 @@ def _afm_module(module, Uk, stats):
 
 
 def _svd_module(module, Uk, sk, Vhk):
-    from lowrank.nn.layers import LowRankEmbedding, LowRankEmbeddingBag, LowRankLinear
-
     dtype, device = module.weight.dtype, module.weight.device
     k = sk.numel()
     with torch.no_grad():
@@ -489,7 +480,3 @@ def _replace(model, name, new):
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     parent._modules[child] = new
-
-
-def _count(module):
-    return sum(p.numel() for p in module.parameters())

@@ -37,7 +37,16 @@ class _FieldEmbeddings(nn.Module):
         return torch.stack([emb(categorical[:, f]) for f, emb in enumerate(self.embeddings)], dim=1)
 
 
-class MLPCTR(nn.Module):
+class _CTRModel(nn.Module):
+    """Base of the reference models: ``self.fields`` holds one embedding table per field."""
+
+    @property
+    def embeddings(self):
+        """The per-field ``nn.Embedding`` tables (``embeddings[f]`` for field ``f``)."""
+        return self.fields.embeddings
+
+
+class MLPCTR(_CTRModel):
     """Embeddings of every field concatenated with the dense features, then an MLP.
 
     Parameters
@@ -62,17 +71,31 @@ class MLPCTR(nn.Module):
         self.mlp, width = _mlp(n_dense + len(cardinalities) * embedding_dim, hidden, dropout)
         self.head = nn.Linear(width, 1)
 
-    @property
-    def embeddings(self):
-        return self.fields.embeddings
-
     def forward(self, dense, categorical):
         e = self.fields.field_vectors(categorical).flatten(1)
         return self.head(self.mlp(torch.cat([dense, e], dim=1))).squeeze(-1)
 
 
-class DeepFM(nn.Module):
-    """DeepFM (Guo et al., IJCAI 2017): first-order terms + FM pairwise interactions + a deep MLP."""
+class DeepFM(_CTRModel):
+    """DeepFM (Guo et al., IJCAI 2017): first-order terms + FM pairwise interactions + a deep MLP.
+
+    The dense features join the FM as one extra field (a linear projection to ``embedding_dim``).
+
+    Parameters
+    ----------
+    cardinalities : list of int
+        Number of categories of each categorical field.
+    n_dense : int, default=13
+    embedding_dim : int, default=16
+    hidden : tuple of int, default=(256, 128, 64)
+    dropout : float, default=0.0
+
+    Examples
+    --------
+    >>> model = DeepFM([10, 20], n_dense=3, embedding_dim=4, hidden=(8,))
+    >>> model(torch.zeros(5, 3), torch.zeros(5, 2, dtype=torch.long)).shape
+    torch.Size([5])
+    """
 
     def __init__(self, cardinalities, n_dense=13, embedding_dim=16, hidden=(256, 128, 64), dropout=0.0):
         super().__init__()
@@ -84,10 +107,6 @@ class DeepFM(nn.Module):
         self.dense_proj = nn.Linear(n_dense, embedding_dim)  # dense features join the FM as one field
         self.mlp, width = _mlp(n_dense + len(cardinalities) * embedding_dim, hidden, dropout)
         self.head = nn.Linear(width, 1)
-
-    @property
-    def embeddings(self):
-        return self.fields.embeddings
 
     def forward(self, dense, categorical):
         v = self.fields.field_vectors(categorical)
@@ -115,8 +134,26 @@ class CrossLayer(nn.Module):
         return x0 * self.linear(x) + x
 
 
-class DCNv2(nn.Module):
-    """DCN-v2 (Wang et al., WWW 2021), stacked: cross layers then an MLP on their output."""
+class DCNv2(_CTRModel):
+    """DCN-v2 (Wang et al., WWW 2021), stacked: cross layers then an MLP on their output.
+
+    Parameters
+    ----------
+    cardinalities : list of int
+        Number of categories of each categorical field.
+    n_dense : int, default=13
+    embedding_dim : int, default=16
+    n_cross : int, default=2
+        Number of :class:`CrossLayer` on the concatenated input.
+    hidden : tuple of int, default=(256, 128, 64)
+    dropout : float, default=0.0
+
+    Examples
+    --------
+    >>> model = DCNv2([10, 20], n_dense=3, embedding_dim=4, hidden=(8,))
+    >>> model(torch.zeros(5, 3), torch.zeros(5, 2, dtype=torch.long)).shape
+    torch.Size([5])
+    """
 
     def __init__(self, cardinalities, n_dense=13, embedding_dim=16, n_cross=2, hidden=(256, 128, 64), dropout=0.0):
         super().__init__()
@@ -125,10 +162,6 @@ class DCNv2(nn.Module):
         self.cross = nn.ModuleList(CrossLayer(width) for _ in range(n_cross))
         self.mlp, out = _mlp(width, hidden, dropout)
         self.head = nn.Linear(out, 1)
-
-    @property
-    def embeddings(self):
-        return self.fields.embeddings
 
     def forward(self, dense, categorical):
         x0 = torch.cat([dense, self.fields.field_vectors(categorical).flatten(1)], dim=1)
