@@ -158,9 +158,15 @@ def test_validation_early_stopping_returns_the_best_sweep():
     assert len(history) == result.n_iter >= 2
     assert result.converged  # stopped by the validation rule, well before max_iter
     assert result.n_iter < 40
-    # the returned factors are those of the best sweep: re-evaluate on the held-out entries
     best = int(np.argmin(history))
     assert best < len(history) - 1
+    # the returned factors are those of the best sweep: the same run stopped right after that sweep
+    # (same seed, so the same held-out split and the same sweeps) ends on it
+    stopped = complete_matrix(planted.observed, 8, validation_fraction=0.2, max_iter=best + 1, tol=0.0, alpha=0.0,
+                              rng=0)
+    assert stopped.n_iter == best + 1
+    np.testing.assert_array_equal(result.U, stopped.U)
+    np.testing.assert_array_equal(result.V, stopped.V)
 
 
 def test_result_unpacks_predicts_and_round_trips(planted, tmp_path):
