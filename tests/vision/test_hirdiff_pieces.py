@@ -81,6 +81,8 @@ def test_coefficients_torch_in_torch_out(rng):
     E = estimate_coefficients(cube, [0, 5, 10], rng=0)
     assert isinstance(E, torch.Tensor)
     np.testing.assert_allclose(E[:, [0, 5, 10]].numpy(), np.eye(3), atol=1e-9)
+    # an exact rank-3 cube is rebuilt from its three bands
+    np.testing.assert_allclose((cube[..., [0, 5, 10]] @ E).numpy(), cube.numpy(), atol=1e-9)
 
 
 @pytest.mark.parametrize("bad, match", [

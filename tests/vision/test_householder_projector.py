@@ -1,6 +1,7 @@
 """HouseholderProjector, SeFa directions, traverse, and the demo pipeline / CLI."""
 
 import json
+import re
 import struct
 import zlib
 
@@ -250,3 +251,8 @@ def test_cli_demo_rows():
 
     rows = demo()
     assert len(rows) == 2 and all(r.seconds >= 0 for r in rows)
+    # the reported errors against the independent references (torch.linalg, the truncated SVD) are at rounding level
+    q_err = float(re.search(r"max \|Q - Q_ref\| = (\S+)", rows[0].quality).group(1))
+    w_err, sv7, sv8 = (float(g) for g in re.search(r"= (\S+), sv\[7\], sv\[8\] = (\S+), (\S+)$", rows[1].quality).groups())
+    assert q_err < 1e-12 and w_err < 1e-12
+    assert sv7 == 1.0 and sv8 < 1e-12
