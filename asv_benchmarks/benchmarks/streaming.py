@@ -86,6 +86,21 @@ class TopEigenvector:
         run_ours(self.batches, self.cls)
 
 
+class PlantedStream:
+    """Generating the planted stream batch by batch (the test data itself)."""
+
+    params = ["small", "large"]
+    param_names = ["size"]
+    timeout = 600
+    number = 1
+    repeat = 3
+
+    def time_generate_batches(self, size):
+        n, d = SIZES[size]
+        for _ in planted_gap_stream(n, d, gap=2.0, n_heavy=1, heavy_position="start", rng=0).batches(BATCH):
+            pass
+
+
 class IncrementalPCAPeer:
     """scikit-learn's IncrementalPCA on the same batches (the peer the issue names)."""
 

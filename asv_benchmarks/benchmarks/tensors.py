@@ -12,7 +12,7 @@ import tensorly as tl
 from tensorly.decomposition import parafac, tucker as tl_tucker
 
 from lowrank.datasets import continuous_tensor
-from lowrank.tensors import FunBaT, cp_als, hosvd, st_hosvd, tucker
+from lowrank.tensors import FunBaT, cp_als, hosvd, partial_tucker, st_hosvd, tt_svd, tucker
 from lowrank.tensors._kalman import kalman_rts
 from lowrank.tensors._statespace import stationary_covariance, transitions
 
@@ -62,6 +62,12 @@ class TuckerSuite:
 
     def time_tucker(self, n):
         tucker(self.X, RANK)
+
+    def time_partial_tucker(self, n):
+        partial_tucker(self.X, RANK, modes=(0, 1))
+
+    def time_tt_svd(self, n):
+        tt_svd(self.X, RANK)
 
     def peakmem_tucker(self, n):
         tucker(self.X, RANK)
