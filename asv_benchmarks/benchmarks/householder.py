@@ -6,7 +6,6 @@ LAPACK's convention (same inputs, same output) and back-propagate a random linea
 """
 
 
-
 from ._common import best_of
 
 try:
@@ -138,3 +137,30 @@ class DisentanglementMetrics:
         from lowrank.vision.metrics import traversal_importance
 
         traversal_importance(self.labels)
+
+
+class DirectionsAndData:
+    """SeFa directions and HouseholderProjector.from_linear of a 512 x 512 weight (rank 10); 2,000 procedural shapes."""
+
+    timeout = 300
+
+    def setup(self):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(512, 512)
+
+    def time_closed_form_directions(self):
+        from lowrank.vision import closed_form_directions
+
+        closed_form_directions(self.linear.weight, 10)
+
+    def time_from_linear(self):
+        from lowrank.vision import HouseholderProjector
+
+        HouseholderProjector.from_linear(self.linear, 10)
+
+    def time_procedural_shapes(self):
+        from lowrank.datasets import procedural_shapes
+
+        procedural_shapes(2000, image_size=32, rng=0)
