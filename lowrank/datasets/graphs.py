@@ -134,6 +134,8 @@ def _intra_edges(sizes, offsets, p, gen):
     want = gen.binomial(n_pairs, p) if p > 0 else np.zeros_like(n_pairs)
     if p == 1.0:
         want = n_pairs.copy()
+    # key = block-local pair index + offset of the block among all pair indices
+    pair_offset = np.concatenate([[0], np.cumsum(n_pairs)])[:-1]
     keys = np.empty(0, dtype=np.int64)
     block = np.empty(0, dtype=np.int64)
     missing = want.copy()
@@ -143,13 +145,10 @@ def _intra_edges(sizes, offsets, p, gen):
         draw_block = np.repeat(np.arange(sizes.size, dtype=np.int64), missing)
         new = (gen.random(draw_block.size) * n_pairs[draw_block]).astype(np.int64)
         new = np.minimum(new, n_pairs[draw_block] - 1)
-        # key = block-local pair index + offset of the block among all pair indices
-        pair_offset = np.concatenate([[0], np.cumsum(n_pairs)])[:-1]
         keys = np.concatenate([keys, new + pair_offset[draw_block]])
         keys = _sorted_unique(keys)
         block = np.searchsorted(pair_offset, keys, side="right") - 1
         missing = want - np.bincount(block, minlength=sizes.size)
-    pair_offset = np.concatenate([[0], np.cumsum(n_pairs)])[:-1]
     local = keys - pair_offset[block]
     i, j = _triangle_pair(local)
     return offsets[block] + i, offsets[block] + j

@@ -15,7 +15,6 @@ the index is bit-identical for any number of threads and any partitioning of the
 a Dask fit (``fit(graph, client=...)``), where a lost worker's blocks are simply recomputed.
 """
 
-import json
 import logging
 
 import numpy as np
@@ -374,7 +373,6 @@ class PowerWalk(BaseEstimator):
         if self.graph_weights_ is not None:
             arrays["graph_weights"] = self.graph_weights_
         meta = {"params": params, "seed": str(self.seed_), "n_nodes": self.n_nodes_, "labels": labels}
-        json.dumps(meta)
         save_npz(path, arrays, kind=_KIND, meta=meta)
 
     @classmethod

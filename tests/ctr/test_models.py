@@ -64,6 +64,9 @@ def test_loaders(tmp_path):
     (tmp_path / "avazu.csv").write_text("id,click,hour,C1\n1,0,14102100,a\n2,1,14102101,a\n")
     av = load_avazu(tmp_path / "avazu.csv", min_count=1)
     assert av.categorical.shape == (2, 2) and av.labels.tolist() == [0.0, 1.0]
+    # fields hour-of-day ("00", "01") and C1 ("a", "a"); ids by frequency from 1 (ties in value order)
+    assert av.categorical.tolist() == [[1, 1], [2, 1]] and av.cardinalities == [3, 2]
+    assert av.dense.shape == (2, 0)
     with pytest.raises(ValueError, match="40 tab-separated"):
         (tmp_path / "bad.txt").write_text("1\t2\n")
         load_criteo(tmp_path / "bad.txt")
