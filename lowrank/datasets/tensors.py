@@ -191,7 +191,9 @@ def load_continuous_tensor(path, *, value_column=-1, delimiter=","):
     Raises
     ------
     ValueError
-        A file without at least two columns, or with NaN/inf.
+        A file without at least two columns, or with NaN/inf; ``value_column`` out of range.
+    TypeError
+        A non-integer ``value_column``.
 
     Examples
     --------
@@ -207,18 +209,19 @@ def load_continuous_tensor(path, *, value_column=-1, delimiter=","):
     if path.endswith(".npz"):
         with np.load(path) as f:
             if "coords" not in f or "values" not in f:
-                raise ValueError("an .npz file must hold arrays `coords` and `values`")
+                raise ValueError("`path`: an .npz file must hold arrays `coords` and `values`")
             coords, values = np.asarray(f["coords"], dtype=np.float64), np.asarray(f["values"], dtype=np.float64)
     else:
         table = np.load(path) if path.endswith(".npy") else np.loadtxt(path, delimiter=delimiter, comments="#", ndmin=2)
         table = np.asarray(table, dtype=np.float64)
         if table.ndim != 2 or table.shape[1] < 2:
             raise ValueError(f"`path` must hold a 2-D table with coordinates and a value column, got shape {table.shape}")
-        col = value_column % table.shape[1]
+        n_cols = table.shape[1]
+        col = check_int(value_column, "value_column", low=-n_cols, high=n_cols - 1) % n_cols
         values = table[:, col]
         coords = np.delete(table, col, axis=1)
     if coords.ndim != 2 or coords.shape[0] != values.shape[0]:
-        raise ValueError("coordinates and values must have the same number of rows")
+        raise ValueError("`path`: coordinates and values must have the same number of rows")
     if not (np.isfinite(coords).all() and np.isfinite(values).all()):
-        raise ValueError("the file must not contain NaN or infinity")
+        raise ValueError("`path`: the file must not contain NaN or infinity")
     return coords, values

@@ -59,6 +59,10 @@ def test_load_continuous_tensor_formats(tmp_path):
     np.save(tmp_path / "bad.npy", np.array([[0.1, np.nan]]))
     with pytest.raises(ValueError, match="NaN"):
         load_continuous_tensor(tmp_path / "bad.npy")
+    with pytest.raises(ValueError, match="value_column"):  # 3 columns: -3 .. 2, not wrapped around
+        load_continuous_tensor(tmp_path / "a.npy", value_column=3)
+    with pytest.raises(TypeError, match="value_column"):
+        load_continuous_tensor(tmp_path / "a.npy", value_column=1.0)
     np.save(tmp_path / "flat.npy", np.arange(3.0))
     with pytest.raises(ValueError, match="2-D"):
         load_continuous_tensor(tmp_path / "flat.npy")
