@@ -7,7 +7,6 @@ columns: each row's factor is fitted to its observed entries against the learned
 """
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
@@ -66,7 +65,7 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
         """Fit, then return ``X`` with its missing entries filled from the fitted factors (dense)."""
         X = self._fit(X)
         filled = self.result_.to_dense()
-        rows, cols, values, _ = observed_entries(X)
+        rows, cols, values, _ = observed_entries(X, name="X")
         filled[rows, cols] = values
         return filled
 
@@ -79,7 +78,7 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"), ensure_all_finite="allow-nan",
                           dtype=(np.float64, np.float32), reset=False)
-        rows, cols, values = _entries_allow_empty(X)
+        rows, cols, values, _ = observed_entries(X, name="X", allow_empty=True)
         result = self.result_
         n_samples = X.shape[0]
         V = result.V
@@ -117,7 +116,7 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
                           dtype=(np.float64, np.float32), reset=False)
         if X.shape[0] != self.result_.shape[0]:
             raise ValueError(f"`X` must have the fitted shape {self.result_.shape}, got {X.shape}")
-        rows, cols, values = _entries_allow_empty(X)
+        rows, cols, values, _ = observed_entries(X, name="X", allow_empty=True)
         if rows.shape[0] == 0:
             raise ValueError("`X` has no observed entry to score")
         return -float(np.sqrt(np.mean((self.result_.predict(rows, cols) - values) ** 2)))
@@ -128,19 +127,6 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
-
-
-def _entries_allow_empty(X):
-    if sp.issparse(X):
-        coo = sp.coo_array(X)
-        coo.sum_duplicates()
-        rows, cols, values = coo.row, coo.col, coo.data
-        if not np.isfinite(values).all():
-            raise ValueError("`X` must not contain NaN or infinity among its stored entries")
-    else:
-        rows, cols = np.nonzero(~np.isnan(X))
-        values = X[rows, cols]
-    return rows.astype(np.int64), cols.astype(np.int64), values.astype(np.float64)
 
 
 class RobustAltMin(_CompletionEstimator):

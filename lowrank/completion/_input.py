@@ -7,7 +7,7 @@ from lowrank._utils.backend import is_torch
 from lowrank.completion._kernels import transpose_csr
 
 
-def observed_entries(observed, mask=None, *, name="observed"):
+def observed_entries(observed, mask=None, *, name="observed", allow_empty=False):
     """Return ``(rows, cols, values, shape)`` of the observed entries, sorted by (row, col).
 
     * sparse ``observed``: its stored entries (explicit zeros included) are the observed ones;
@@ -18,8 +18,8 @@ def observed_entries(observed, mask=None, *, name="observed"):
       count as observed zeros).
 
     Raises ValueError on non-2-D or empty input, infinite values, NaN at a masked position, a
-    mask of another shape, or no observed entry at all; TypeError on complex, non-numeric or
-    torch input.
+    mask of another shape, or no observed entry at all (unless ``allow_empty``); TypeError on
+    complex, non-numeric or torch input.
     """
     if is_torch(observed):
         raise TypeError(f"`{name}` must be a numpy array or scipy sparse matrix; convert torch tensors with .numpy()")
@@ -54,7 +54,7 @@ def observed_entries(observed, mask=None, *, name="observed"):
             values = dense[rows, cols]
             if np.isnan(values).any():
                 raise ValueError(f"`{name}` must not contain NaN at positions where `mask` is true")
-    if rows.shape[0] == 0:
+    if rows.shape[0] == 0 and not allow_empty:
         raise ValueError(f"`{name}` has no observed entry")
     return (
         np.ascontiguousarray(rows, dtype=np.int64),
