@@ -22,6 +22,32 @@ def _n_chunks(n, per_thread):
     return max(1, min(n, numba.get_num_threads() * per_thread))
 
 
+@numba.njit(inline="always")
+def _add_dangling_mass(coef, X, dangling_idx, alpha):
+    """``coef[j] += alpha * sum_d X[d, j]``: the flow of column ``j`` on dangling vertices."""
+    for d in dangling_idx:
+        for j in range(coef.size):
+            coef[j] += alpha * X[d, j]
+
+
+@numba.njit(inline="always")
+def _gather_row(v, t_indptr, t_indices, t_probs, X, alpha, pt_indptr, pt_cols, pt_vals, coef, row):
+    """``row = alpha * (P^T X)[v] + coef * pers^T[v]``: one step of every column at vertex ``v``.
+
+    Gathers the contiguous rows ``X[u]`` of the in-neighbours ``u`` of ``v`` (``t_*``, the CSR of
+    ``P^T``), then adds ``v``'s share of each column's personalization (``pt_*``) times ``coef``.
+    """
+    row[:] = 0.0
+    for p in range(t_indptr[v], t_indptr[v + 1]):
+        u = t_indices[p]
+        w = alpha * t_probs[p]
+        for j in range(row.size):
+            row[j] += w * X[u, j]
+    for p in range(pt_indptr[v], pt_indptr[v + 1]):
+        j = pt_cols[p]
+        row[j] += coef[j] * pt_vals[p]
+
+
 # --------------------------------------------------------------------------- exact: block power iteration
 
 
@@ -46,22 +72,12 @@ def power_block(t_indptr, t_indices, t_probs, dangling_idx, pt_indptr, pt_cols, 
     while it < max_iter:
         it += 1
         coef[:] = 1.0 - alpha
-        for d in dangling_idx:
-            for j in range(k):
-                coef[j] += alpha * X[d, j]
+        _add_dangling_mass(coef, X, dangling_idx, alpha)
         for c in prange(n_chunks):
             acc = np.zeros(k)
             row = np.empty(k)
             for v in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-                row[:] = 0.0
-                for p in range(t_indptr[v], t_indptr[v + 1]):
-                    u = t_indices[p]
-                    w = alpha * t_probs[p]
-                    for j in range(k):
-                        row[j] += w * X[u, j]
-                for p in range(pt_indptr[v], pt_indptr[v + 1]):
-                    j = pt_cols[p]
-                    row[j] += coef[j] * pt_vals[p]
+                _gather_row(v, t_indptr, t_indices, t_probs, X, alpha, pt_indptr, pt_cols, pt_vals, coef, row)
                 for j in range(k):
                     acc[j] += abs(row[j] - X[v, j])
                     Y[v, j] = row[j]
@@ -274,21 +290,11 @@ def decompose_block(
     n_chunks = _n_chunks(n, 8)
     for _ in range(n_decomp):
         coef[:] = 0.0
-        for d in dangling_idx:
-            for j in range(k):
-                coef[j] += alpha * R[d, j]
+        _add_dangling_mass(coef, R, dangling_idx, alpha)
         for c in prange(n_chunks):
             acc = np.empty(k)
             for v in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-                acc[:] = 0.0
-                for p in range(t_indptr[v], t_indptr[v + 1]):
-                    u = t_indices[p]
-                    w = alpha * t_probs[p]
-                    for j in range(k):
-                        acc[j] += w * R[u, j]
-                for p in range(pt_indptr[v], pt_indptr[v + 1]):
-                    j = pt_cols[p]
-                    acc[j] += coef[j] * pt_vals[p]
+                _gather_row(v, t_indptr, t_indices, t_probs, R, alpha, pt_indptr, pt_cols, pt_vals, coef, acc)
                 h = hub_pos[v]
                 if h >= 0:
                     for j in range(k):
