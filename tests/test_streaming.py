@@ -382,6 +382,14 @@ def test_bad_options_are_rejected(tmp_path):
         top_eigenvector_stream(3.0)
 
 
+def test_torch_tensors_are_rejected_with_a_hint():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match=r"`source`: torch tensors are not supported"):
+        top_eigenvector_stream(torch.ones(5, 3))
+    with pytest.raises(TypeError, match=r"batch 0: torch tensors are not supported"):
+        top_eigenvector_stream(iter([torch.ones(5, 3)]))
+
+
 # -- command line ------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
+from lowrank._utils.backend import is_torch
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.streaming._exact import ExactState
@@ -100,7 +101,7 @@ def check_batch(batch, index, n_features, dtype):
         batch = batch.tocsr()
         kind = batch.dtype.kind
     else:
-        if hasattr(batch, "__array_namespace__") and type(batch).__module__.startswith("torch"):
+        if is_torch(batch):
             raise TypeError(f"{name}: torch tensors are not supported; pass tensor.numpy()")
         batch = np.asarray(batch)
         if batch.ndim != 2:

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
+from lowrank._utils.backend import is_torch
 from lowrank._utils.validation import check_int
 
 __all__ = ["iter_batches"]
@@ -118,7 +119,7 @@ def iter_batches(source, batch_rows=10_000):
         return _sparse_batches(source, batch_rows)
     if _is_dask(source):
         return _dask_batches(source, batch_rows)
-    if hasattr(source, "__array_namespace__") and type(source).__module__.startswith("torch"):
+    if is_torch(source):
         raise TypeError("`source`: torch tensors are not supported; pass tensor.numpy() or an iterable of batches")
     if hasattr(source, "__iter__") and not isinstance(source, (bytes, dict)):
         return iter(source)
