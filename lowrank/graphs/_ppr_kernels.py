@@ -321,6 +321,16 @@ def decompose_block(
                 est[w, j] += acc[j]
 
 
+@numba.njit(inline="always")
+def _close_flow(u, ru, close, closed, n_closed):
+    """Set flow ``ru`` on ``u`` aside for closing with ``u``'s fingerprint; returns the new ``n_closed``."""
+    if close[u] == 0.0:
+        closed[n_closed] = u
+        n_closed += 1
+    close[u] += ru
+    return n_closed
+
+
 @numba.njit(parallel=True)
 def decompose_query(
     indptr,
@@ -378,26 +388,19 @@ def decompose_query(
                         continue
                     lo, hi = indptr[u], indptr[u + 1]
                     if not expand[u] or ru < threshold * max(1, hi - lo):
-                        if close[u] == 0.0:
-                            closed[n_closed] = u
-                            n_closed += 1
-                        close[u] += ru
+                        n_closed = _close_flow(u, ru, close, closed, n_closed)
                         continue
                     est[u] += (1.0 - alpha) * ru
                     if dangling[u]:
-                        for p in range(p_indptr[j], p_indptr[j + 1]):
-                            v = p_indices[p]
-                            if r_next[v] == 0.0:
-                                nxt[n_nxt] = v
-                                n_nxt += 1
-                            r_next[v] += alpha * ru * p_values[p]
+                        tgt, val = p_indices[p_indptr[j] : p_indptr[j + 1]], p_values[p_indptr[j] : p_indptr[j + 1]]
                     else:
-                        for p in range(lo, hi):
-                            v = indices[p]
-                            if r_next[v] == 0.0:
-                                nxt[n_nxt] = v
-                                n_nxt += 1
-                            r_next[v] += alpha * ru * probs[p]
+                        tgt, val = indices[lo:hi], probs[lo:hi]
+                    for q in range(tgt.size):
+                        v = tgt[q]
+                        if r_next[v] == 0.0:
+                            nxt[n_nxt] = v
+                            n_nxt += 1
+                        r_next[v] += alpha * ru * val[q]
                 r, r_next = r_next, r
                 active, nxt = nxt, active
                 n_act = n_nxt
@@ -407,10 +410,7 @@ def decompose_query(
                 r[u] = 0.0
                 if ru == 0.0:
                     continue
-                if close[u] == 0.0:
-                    closed[n_closed] = u
-                    n_closed += 1
-                close[u] += ru
+                n_closed = _close_flow(u, ru, close, closed, n_closed)
             for a in range(n_closed):
                 u = closed[a]
                 cu = close[u] * fp_scale[u]
