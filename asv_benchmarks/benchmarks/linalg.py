@@ -1,4 +1,5 @@
-"""The shared core: randomized SVD against scikit-learn and scipy, on dense and sparse input."""
+"""The shared core: randomized SVD against scikit-learn and scipy, on dense and sparse input; the other
+core routines timed on one dense matrix."""
 
 
 import numpy as np
@@ -6,7 +7,18 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
 
-from lowrank.linalg import randomized_svd, rrqr, sparse_random_projection
+from lowrank.linalg import (
+    LowRankApproximation,
+    cur,
+    interpolative,
+    nuclear_norm_estimate,
+    nystrom,
+    randomized_svd,
+    rrqr,
+    select_columns,
+    sparse_random_projection,
+    weighted_svd,
+)
 
 from ._common import best_of
 
@@ -99,3 +111,39 @@ class SparseProjection:
 
     def peakmem_projection(self, n):
         sparse_random_projection(n, 128, rng=0)
+
+
+class CoreRoutines:
+    """The other public core routines at rank 20 on the dense 2000 x 2000 matrix (``_dense``)."""
+
+    timeout = 300
+
+    def setup(self):
+        self.A = _dense(2000)
+        self.K = self.A @ self.A.T
+        g = np.random.default_rng(1)
+        self.r, self.c = g.uniform(0.5, 2.0, 2000), g.uniform(0.5, 2.0, 2000)
+
+    def time_select_columns_rrqr(self):
+        select_columns(self.A, RANK, rng=0)
+
+    def time_select_columns_leverage(self):
+        select_columns(self.A, RANK, method="leverage", rng=0)
+
+    def time_interpolative_randomized(self):
+        interpolative(self.A, RANK, method="randomized", rng=0)
+
+    def time_cur(self):
+        cur(self.A, RANK, rng=0)
+
+    def time_nystrom(self):
+        nystrom(self.K, RANK, rng=0)
+
+    def time_weighted_svd(self):
+        weighted_svd(self.A, RANK, row_weights=self.r, col_weights=self.c)
+
+    def time_nuclear_norm_estimate(self):
+        nuclear_norm_estimate(self.A, rank=RANK, rng=0)
+
+    def time_lowrank_approximation_fit(self):
+        LowRankApproximation(RANK, random_state=0).fit(self.A)
