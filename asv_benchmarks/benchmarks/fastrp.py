@@ -1,5 +1,6 @@
 """FastRP: time/peak memory on planted-partition graphs (1M and 10M edges), BlogCatalog speed and F1,
-and the speed ratio against a plain scipy implementation of the same formula, measured in one process."""
+the speed ratio against a plain scipy implementation of the same formula (one process), and the
+graph generator and node-classification protocol."""
 
 
 import numpy as np
@@ -128,3 +129,21 @@ class FastRPBlogCatalog:
 
     track_micro_f1_10pct.unit = track_macro_f1_10pct.unit = "F1"
     track_micro_f1_50pct.unit = track_macro_f1_50pct.unit = "F1"
+
+
+class GraphTools:
+    """The generator and the scoring protocol: planted partition of 1M edges, node classification
+    (one repeat, 10 communities) of a dim-32 FastRP embedding of a 10k-vertex planted graph."""
+
+    timeout = 300
+
+    def setup(self):
+        _warm()
+        A, self.labels = planted_partition(10_000, 10, average_degree=10, mixing=0.3, rng=0)
+        self.E = fastrp(A, 32, rng=0)
+
+    def time_planted_partition_1M_edges(self):
+        planted_partition(100_000, 50, average_degree=20, mixing=0.3, rng=0)
+
+    def time_evaluate_node_classification(self):
+        evaluate_node_classification(self.E, self.labels, n_repeats=1, rng=0)
