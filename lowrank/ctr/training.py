@@ -36,7 +36,27 @@ def _as_tensors(data, device):
 
 
 def predict_proba(model, data, *, batch_size=65536, device=None):
-    """Click probabilities of ``model`` on ``data`` (CTRData or ``(dense, categorical[, labels])``)."""
+    """Click probabilities of ``model`` on ``data``, in eval mode (the training mode is restored).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Takes ``(dense, categorical)`` and returns one logit per row.
+    data : CTRData or tuple
+        ``(dense, categorical[, labels])`` arrays or tensors; labels are ignored.
+    batch_size : int, default=65536
+    device : str or torch.device, optional
+        Default: the model's device.
+
+    Returns
+    -------
+    ndarray of shape (n,), float32
+
+    Raises
+    ------
+    ValueError
+        ``dense`` and ``categorical`` of different lengths.
+    """
     device = device or next(model.parameters()).device
     dense, cat, _ = _as_tensors(data, device)
     was_training = model.training

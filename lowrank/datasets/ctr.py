@@ -34,6 +34,7 @@ class CTRData:
         return [self.subset(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def subset(self, rows):
+        """The rows ``rows`` (indices or a boolean mask) as a new :class:`CTRData`."""
         return CTRData(self.dense[rows], self.categorical[rows], self.labels[rows], list(self.cardinalities),
                        None if self.probabilities is None else self.probabilities[rows], self.bayes_auc)
 
@@ -139,9 +140,24 @@ def load_criteo(path, *, n_rows=None, min_count=10):
     features become ``log1p(max(x, 0))`` (missing = 0); categories are numbered by frequency per
     field, values seen fewer than ``min_count`` times share id 0.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local text file (e.g. Criteo's ``train.txt``).
+    n_rows : int, optional
+        Read only the first ``n_rows`` lines.
+    min_count : int, default=10
+        Values seen fewer times than this in their field map to the shared id 0.
+
     Returns
     -------
     CTRData
+        ``dense`` (n, 13) float32, ``categorical`` (n, 26) int64, ``labels`` (n,) float32.
+
+    Raises
+    ------
+    ValueError
+        A line without 40 tab-separated fields, an empty file, ``n_rows < 1``.
     """
     n_rows = None if n_rows is None else check_int(n_rows, "n_rows", low=1)
     labels, dense, cats = [], [], []
@@ -166,9 +182,24 @@ def load_avazu(path, *, n_rows=None, min_count=10):
     """Read Avazu's CSV (``id,click,hour,C1,...``) from a local path; every field is categorical
     (``hour`` as hour-of-day), there are no dense features.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local CSV file with a header line holding a ``click`` column.
+    n_rows : int, optional
+        Read only the first ``n_rows`` data rows.
+    min_count : int, default=10
+        Values seen fewer times than this in their field map to the shared id 0.
+
     Returns
     -------
     CTRData
+        ``dense`` of shape (n, 0); one categorical field per column other than ``id`` and ``click``.
+
+    Raises
+    ------
+    ValueError
+        No header with a ``click`` column, no data rows, ``n_rows < 1``.
     """
     import csv
 

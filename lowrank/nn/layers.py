@@ -49,6 +49,13 @@ class LowRankLinear(nn.Module):
 class LowRankEmbedding(nn.Module):
     """An embedding table stored as ``codes (num, rank)`` times ``basis (rank -> dim)`` plus a mean.
 
+    Parameters
+    ----------
+    num_embeddings, embedding_dim : int
+        Shape of the table it replaces.
+    rank : int
+        ``0 < rank <= embedding_dim``.
+
     Examples
     --------
     >>> emb = LowRankEmbedding(100, 16, rank=4)
@@ -76,6 +83,20 @@ class LowRankEmbeddingBag(nn.Module):
 
     With mode "sum" the mean is added once per bagged index (per-bag counts), so the output equals
     the bag-reduction of the reconstructed rows exactly.
+
+    Parameters
+    ----------
+    num_embeddings, embedding_dim : int
+        Shape of the table it replaces.
+    rank : int
+        ``0 < rank <= embedding_dim``.
+    mode : {"mean", "sum"}, default="mean"
+
+    Examples
+    --------
+    >>> bag = LowRankEmbeddingBag(100, 16, rank=4, mode="sum")
+    >>> bag(torch.tensor([[1, 2, 3], [4, 5, 6]])).shape
+    torch.Size([2, 16])
     """
 
     def __init__(self, num_embeddings, embedding_dim, rank, *, mode="mean", device=None, dtype=None):
