@@ -70,3 +70,18 @@ def test_loaders(tmp_path):
     with pytest.raises(ValueError, match="40 tab-separated"):
         (tmp_path / "bad.txt").write_text("1\t2\n")
         load_criteo(tmp_path / "bad.txt")
+
+
+def test_deepfm_fm_term_is_the_sum_of_pairwise_field_interactions():
+    torch.manual_seed(0)
+    model = DeepFM([7, 5, 9], n_dense=2, embedding_dim=3, hidden=(4,)).double()
+    with torch.no_grad():  # silence every term but the FM one
+        for p in (model.head.weight, model.head.bias, model.dense_linear.weight, model.dense_linear.bias):
+            p.zero_()
+    dense = torch.randn(6, 2, dtype=torch.float64)
+    cat = torch.stack([torch.randint(0, c, (6,)) for c in (7, 5, 9)], dim=1)
+    # fields: the three embeddings and the projected dense features; sum over pairs i < j of <v_i, v_j>
+    vectors = [model.embeddings[f].weight[cat[:, f]] for f in range(3)] + [model.dense_proj(dense)]
+    expected = sum((vectors[i] * vectors[j]).sum(dim=1) for i in range(4) for j in range(i + 1, 4))
+    with torch.no_grad():
+        torch.testing.assert_close(model(dense, cat), expected, rtol=1e-12, atol=1e-12)
