@@ -174,3 +174,10 @@ def pers_arrays(M):
     return M.indptr.astype(np.int64), M.indices.astype(np.int64), M.data.astype(np.float64)
 
 
+def pers_transposed(Pb):
+    """``pers_arrays`` of ``Pb^T`` (row v lists (column j, weight)), for the row-major block kernels."""
+    PT = Pb.T.tocsr()
+    PT.sort_indices()
+    return pers_arrays(PT)
+
+

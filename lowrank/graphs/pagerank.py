@@ -21,6 +21,7 @@ from lowrank.graphs._ppr_common import (
     column_batches,
     load_graph,
     pers_arrays,
+    pers_transposed,
     personalization_rows,
 )
 
@@ -161,16 +162,12 @@ def _power(P, adj, alpha, tol, max_iter):
     bound = np.zeros(P.shape[0])
     for lo, hi in column_batches(P.shape[0], tr.n):
         Pb = P[lo:hi]
-        PT = Pb.T.tocsr()
-        PT.sort_indices()
         X, _, bound[lo:hi] = K.power_block(
             t_indptr,
             t_indices,
             t_probs,
             dangling_idx,
-            PT.indptr.astype(np.int64),
-            PT.indices.astype(np.int64),
-            PT.data.astype(np.float64),
+            *pers_transposed(Pb),
             np.ascontiguousarray(Pb.toarray().T),
             alpha,
             tol,

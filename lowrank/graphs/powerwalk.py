@@ -33,6 +33,7 @@ from lowrank.graphs._ppr_common import (
     column_batches,
     load_graph,
     pers_arrays,
+    pers_transposed,
     personalization_rows,
 )
 
@@ -302,14 +303,11 @@ class PowerWalk(BaseEstimator):
         # float32 flow blocks: half the memory traffic of float64, far below the method's error
         for lo, hi in column_batches(P.shape[0], tr.n, itemsize=4):
             Pb = P[lo:hi]
-            PT = Pb.T.tocsr()
             R = np.ascontiguousarray(Pb.toarray().T, dtype=np.float32)
             est = np.zeros_like(R)
             hub_flow = np.zeros((hub_idx.size, hi - lo))
             K.decompose_block(
-                t_indptr, t_indices, t_probs, dangling_idx, hub_pos,
-                PT.indptr.astype(np.int64), PT.indices.astype(np.int64), PT.data.astype(np.float64),
-                R, n_decomp, alpha, est, hub_flow, hub_idx, ft_indptr, ft_indices, ft_values,
+                t_indptr, t_indices, t_probs, dangling_idx, hub_pos, *pers_transposed(Pb), R, n_decomp, alpha, est, hub_flow, hub_idx, ft_indptr, ft_indices, ft_values,
             )
             out[lo:hi] = est.T
         return out
