@@ -72,6 +72,24 @@ def predict_proba(model, data, *, batch_size=65536, device=None):
 def evaluate_ctr(model, data, *, batch_size=65536):
     """``{"auc": ..., "logloss": ...}`` of ``model`` on labelled ``data``.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Takes ``(dense, categorical)`` and returns one logit per row.
+    data : CTRData or tuple
+        ``(dense, categorical, labels)``.
+    batch_size : int, default=65536
+
+    Returns
+    -------
+    dict
+        ROC AUC and log-loss (probabilities clipped to ``[1e-7, 1 - 1e-7]``).
+
+    Raises
+    ------
+    ValueError
+        ``data`` without labels.
+
     Examples
     --------
     >>> from lowrank.datasets import synthetic_ctr
@@ -128,7 +146,26 @@ class CTRTrainer:
         self.verbose = verbose
 
     def fit(self, model, train, valid=None):
-        """Train ``model`` in place on ``train``; early-stop on ``valid`` when given. Returns the model."""
+        """Train ``model`` in place on ``train``; early-stop on ``valid`` when given.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            Takes ``(dense, categorical)`` and returns one logit per row; moved to ``device``.
+        train : CTRData or tuple
+            ``(dense, categorical, labels)``.
+        valid : CTRData or tuple, optional
+            Labelled data for early stopping on AUC; the best epoch's weights are restored.
+
+        Returns
+        -------
+        model : torch.nn.Module
+
+        Raises
+        ------
+        ValueError
+            ``train`` without labels, out-of-range ``lr``, ``batch_size``, ``max_epochs`` or ``patience``.
+        """
         lr = check_float(self.lr, "lr", low=0.0, low_inclusive=False)
         batch_size = check_int(self.batch_size, "batch_size", low=1)
         max_epochs = check_int(self.max_epochs, "max_epochs", low=1)

@@ -126,6 +126,28 @@ def read_edge_list(path, *, directed=True, n_nodes=None, comments="#"):
     Integer ids are used as vertex indices directly; any other ids are numbered in order
     of first appearance and kept as labels. Repeated arcs add their weights.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Text file, one arc ``source target [weight]`` per line (weight 1 when absent).
+    directed : bool, default=True
+        False adds the reverse of every arc (a self-loop is kept once).
+    n_nodes : int, optional
+        With integer ids: the number of vertices (to include isolated trailing vertices).
+        Default ``max id + 1``.
+    comments : str, default="#"
+        Everything after this string on a line is ignored.
+
+    Returns
+    -------
+    Adjacency
+
+    Raises
+    ------
+    ValueError
+        Unreadable file, a line without 2 or 3 fields, no arcs, negative integer ids,
+        ``n_nodes`` below ``max id + 1``, negative or non-finite weights.
+
     Examples
     --------
     >>> import tempfile, os
