@@ -153,7 +153,7 @@ def read_edge_list(path, *, directed=True, n_nodes=None, comments="#"):
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "g.txt")
     >>> _ = open(path, "w").write("0 1\\n1 2 2.5\\n")
-    >>> read_edge_list(path).matrix.toarray()[1, 2]
+    >>> float(read_edge_list(path).matrix.toarray()[1, 2])
     2.5
     """
     src, dst, w = [], [], []
