@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import lowrank
@@ -52,3 +53,13 @@ def test_every_public_name_resolves(package):
             assert exc.name and exc.name.split(".")[0] in OPTIONAL_TOP_LEVEL, f"lowrank.{package}.{name}: {exc}"
         except ImportError as exc:
             assert "pip install" in str(exc), f"lowrank.{package}.{name}: {exc}"
+
+
+def test_optional_import_keeps_numpy_print_options(tmp_path, monkeypatch):
+    # colour-science sets legacy='1.13' printing when imported; a stand-in module does the same here
+    (tmp_path / "lowrank_fake_legacy_printer.py").write_text("import numpy\nnumpy.set_printoptions(legacy='1.13')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = np.get_printoptions()
+    import_optional("lowrank_fake_legacy_printer")
+    assert np.get_printoptions() == before
+    assert repr(np.array([0.5, 0.0])) == "array([0.5, 0. ])"

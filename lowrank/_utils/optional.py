@@ -4,6 +4,8 @@ import importlib
 import sys
 import types
 
+import numpy as np
+
 # module name -> the lowrank extra that provides it
 _EXTRA_FOR = {
     "torch": "torch",
@@ -35,6 +37,7 @@ def import_optional(name, *, extra=None, purpose=None):
     module
     """
     before = set(sys.modules)
+    print_options = np.get_printoptions()
     try:
         module = importlib.import_module(name)
     except ImportError as exc:
@@ -44,6 +47,10 @@ def import_optional(name, *, extra=None, purpose=None):
         hint = f'pip install "lowrank[{extra}]"' if extra else f"pip install {top}"
         raise ImportError(f"`{top}` is required{need} but is not installed; install it with: {hint}") from exc
     _drop_stand_in_modules(before)
+    # colour-science switches numpy to legacy='1.13' printing on import: a library we load on the
+    # user's behalf must not change how their arrays print
+    if np.get_printoptions() != print_options:
+        np.set_printoptions(**print_options)
     return module
 
 
