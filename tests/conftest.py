@@ -8,6 +8,16 @@ try:
 except ImportError:
     pass
 
+try:
+    # colour-science switches numpy to legacy='1.13' printing when imported; through import_optional
+    # the options are restored, and the later `pytest.importorskip("colour")` calls reuse the module,
+    # so doctests (collected after the tests) print arrays as documented.
+    from lowrank._utils.optional import import_optional
+
+    import_optional("colour")
+except ImportError:
+    pass
+
 
 def _cuda_available():
     try:
