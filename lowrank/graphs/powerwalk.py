@@ -79,9 +79,9 @@ class PowerWalk(BaseEstimator):
         CSR structure of the graph (row = source), kept for the decomposition at query time.
     graph_weights_ : ndarray or None
         Arc weights, or None when every arc has the same weight (the transition is then ``1/degree``).
-    adjacency_ : scipy.sparse.csr_matrix of shape (n_nodes_, n_nodes_)
+    adjacency_ : scipy.sparse.csr_matrix of shape (n_nodes, n_nodes)
         The graph rebuilt from the three arrays above (a property; ones as weights when unweighted).
-    fingerprint_indptr_ : ndarray of shape (n_nodes_ + 1,), int64
+    fingerprint_indptr_ : ndarray of shape (n_nodes + 1,), int64
     fingerprint_indices_ : ndarray of shape (n_entries,), int32
     fingerprint_counts_ : ndarray of shape (n_entries,), uint16 or uint32
         CSR fingerprints: row ``u`` lists the vertices ``u``'s walks visited and how often.
@@ -250,7 +250,7 @@ class PowerWalk(BaseEstimator):
 
         Returns
         -------
-        scores : ndarray of shape (n_seeds, n_nodes_), or (indices, scores) of shape (n_seeds, top_k)
+        scores : ndarray of shape (n_seeds, n_nodes), or (indices, scores) of shape (n_seeds, top_k)
             Each row sums to 1.
 
         Raises

@@ -32,7 +32,7 @@ class DualEncoderRetriever(BaseEstimator):
 
     Attributes
     ----------
-    item_embeddings_ : ndarray of shape (n_items_, dim)
+    item_embeddings_ : ndarray of shape (n_items, dim)
         Normalized to unit length when ``metric="cosine"``.
     items_ : the indexed items
     n_items_ : int
@@ -114,7 +114,7 @@ class DualEncoderRetriever(BaseEstimator):
 
         Returns
         -------
-        ndarray of float64, shape (n_queries, n_items_)
+        ndarray of float64, shape (n_queries, n_items)
             Cosine or dot-product similarities, by ``metric``.
         """
         check_is_fitted(self, "item_embeddings_")

@@ -69,13 +69,13 @@ class CURIndex(BaseEstimator):
 
     Attributes
     ----------
-    anchor_scores_ : ndarray of shape (n_anchor_queries, n_items_)
+    anchor_scores_ : ndarray of shape (n_anchor_queries, n_items)
         ``R``: exact scores of the anchor queries against every item.
     anchor_query_indices_ : ndarray of int, shape (n_anchor_queries,)
         Positions of the anchor queries in the pool given to :meth:`fit`.
     anchor_item_indices_ : ndarray of int, shape (n_anchor_items,)
         The anchor items.
-    item_factors_ : ndarray of shape (n_anchor_items, n_items_)
+    item_factors_ : ndarray of shape (n_anchor_items, n_items)
         ``pinv(R[:, anchors]) @ R``; approximate scores are ``c_q @ item_factors_``.
     items_ : list, tuple, ndarray or torch tensor
         The indexed items (kept by reference: :meth:`search` scores them).
@@ -228,7 +228,7 @@ class CURIndex(BaseEstimator):
         budget : int
             Exact scorer calls per query, ``max(k, n_anchor_items) <= budget <= n_items_``:
             ``n_anchor_items`` for the anchors, the rest to re-rank CUR's best candidates.
-        prior_scores : array_like of shape (n_queries, n_items_), optional
+        prior_scores : array_like of shape (n_queries, n_items), optional
             Cheap approximate scores of every item for every query, e.g. a dual encoder's
             similarities (:meth:`DualEncoderRetriever.similarities
             <lowrank.retrieval.DualEncoderRetriever.similarities>`). When given, each query's
@@ -374,7 +374,7 @@ class CURIndex(BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_queries, n_items_)
+        ndarray of shape (n_queries, n_items)
         """
         check_is_fitted(self, "item_factors_")
         C = np.asarray(anchor_item_scores, dtype=np.float64)
