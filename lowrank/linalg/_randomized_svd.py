@@ -142,7 +142,7 @@ def _normalize(Q, how):
 
 
 def svd_flip(U, Vh):
-    """Make signs deterministic: the largest-|.| entry of each column of ``U`` becomes positive.
+    """Make signs deterministic: the largest-magnitude entry of each column of ``U`` becomes positive.
 
     Works for numpy arrays and torch tensors; returns new ``(U, Vh)``.
     """

@@ -77,7 +77,7 @@ def select_bands(cube, n_bands=3, *, method="rrqr", rng=None):
 
     The cube, unfolded to (H*W x B), gives its top-``n_bands`` right singular vectors V (B x n_bands)
     by randomized SVD. ``method="rrqr"`` runs strong rank-revealing QR (Gu-Eisenstat, f=1.2) on V^T and
-    keeps the first ``n_bands`` pivots, which makes V[bands] well conditioned (|det| within a factor of
+    keeps the first ``n_bands`` pivots, which makes V[bands] well conditioned (``|det|`` within a factor of
     the maximum volume); ``"uniform"`` takes equally spaced bands.
 
     Parameters
