@@ -7,6 +7,8 @@ bare ``import lowrank`` without paying for torch, numba, dask or tensorly.
 
 import importlib
 
+from lowrank._utils.io import CorruptFileError
+
 __version__ = "0.1.0"
 
 _SUBMODULES = (
@@ -23,7 +25,7 @@ _SUBMODULES = (
     "distributed",
 )
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["__version__", "CorruptFileError", *_SUBMODULES]
 
 
 def __getattr__(name):
