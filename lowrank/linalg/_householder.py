@@ -18,7 +18,7 @@ __all__ = ["householder_product"]
 
 
 def householder_product(V, tau=None, *, n_columns=None):
-    r"""Product of Householder reflections ``H_1 H_2 ... H_k`` in compact-WY form.
+    r"""Product of Householder reflections ``H_1 H_2 … H_k`` in compact-WY form.
 
     Two conventions, chosen by ``tau``:
 
