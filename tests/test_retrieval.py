@@ -164,16 +164,46 @@ def test_resume_after_crash_scores_only_missing_blocks(tmp_path):
     assert not list(ckpt.glob("*.tmp"))
     counter = CountingScorer(score)
     resumed = CURIndex(counter, n_anchor_items=8, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
-    assert counter.n_calls == 6  # 10 blocks, 4 survived the crash
-    assert resumed.n_fit_scorer_calls_ == 6 * 10 * len(train)
+    assert counter.n_calls == 7  # 10 blocks, 4 survived the crash, + one probe of the scorer
+    assert resumed.n_fit_scorer_calls_ == 6 * 10 * len(train) + 2 * 2  # the probe rescored 2 x 2 saved pairs
     np.testing.assert_array_equal(resumed.anchor_scores_, full.anchor_scores_)
     np.testing.assert_array_equal(resumed.anchor_item_indices_, full.anchor_item_indices_)
-    # a finished checkpoint makes a rerun free
+    # a finished checkpoint makes a rerun cost only the probe
     counter2 = CountingScorer(score)
     CURIndex(counter2, n_anchor_items=8, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
-    assert counter2.n_calls == 0
-    with pytest.raises(ValueError, match="different"):
-        CURIndex(score, n_anchor_items=8, batch_size=10, random_state=0).fit(items + 1, train, checkpoint=ckpt)
+    assert counter2.n_calls == 1
+    with pytest.raises(ValueError, match="different anchor queries/items"):
+        CURIndex(CountingScorer(score), n_anchor_items=8, batch_size=10, random_state=0).fit(items + 1, train,
+                                                                                              checkpoint=ckpt)
+
+
+def test_checkpoint_rescores_damaged_blocks_and_refuses_another_scorer(tmp_path):
+    items, queries, score = _nonlinear_problem(n_items=60)
+    train = queries[:12]
+    ckpt = tmp_path / "ckpt"
+    full = CURIndex(CountingScorer(score), n_anchor_items=6, batch_size=10, random_state=0).fit(items, train,
+                                                                                                checkpoint=ckpt)
+    block = ckpt / "block-20-30.npz"
+    block.write_bytes(block.read_bytes()[:50])  # truncated, as by a crash of the disk rather than of the fit
+    counter = CountingScorer(score)
+    resumed = CURIndex(counter, n_anchor_items=6, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
+    assert counter.n_calls == 2  # the probe + the damaged block, scored again
+    rescored = {pair[1] for pair in counter.pairs}
+    assert {tuple(np.round(x, 12)) for x in items[20:30]} <= rescored  # the damaged block's items
+    np.testing.assert_array_equal(resumed.anchor_scores_, full.anchor_scores_)
+
+    # same items and queries, another scorer of another type: refused from the header
+    with pytest.raises(ValueError, match="different scorer"):
+        CURIndex(score, n_anchor_items=6, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
+    # same type, other behaviour (new weights behind the same wrapper): refused by the score probe
+    other = CountingScorer(lambda q, x: score(q, x) + 0.5)
+    with pytest.raises(ValueError, match="rescoring 4 saved pairs"):
+        CURIndex(other, n_anchor_items=6, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
+    # a user-given version string also separates scorers
+    versioned = CountingScorer(score)
+    versioned.version = "v2"
+    with pytest.raises(ValueError, match="different scorer"):
+        CURIndex(versioned, n_anchor_items=6, batch_size=10, random_state=0).fit(items, train, checkpoint=ckpt)
 
 
 def test_dask_building_matches_serial():

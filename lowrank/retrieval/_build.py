@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lowrank._utils.io import load_npz, save_npz
+from lowrank._utils.io import CorruptFileError, load_npz, save_npz
 from lowrank._utils.progress import progress
 from lowrank.retrieval._items import check_scores, take
 
@@ -29,11 +29,15 @@ def build_anchor_scores(scorer, queries, items, n_queries, n_items, *, block_siz
     blocks = [(s, min(s + block_size, n_items)) for s in range(0, n_items, block_size)]
     done = set()
     folder = None
+    n_probe_pairs = 0
     if checkpoint is not None:
         folder = Path(checkpoint)
-        done = _resume(folder, R, blocks, n_queries, n_items, block_size, fingerprint)
+        meta = {"n_queries": n_queries, "n_items": n_items, "block_size": block_size, "fingerprint": fingerprint,
+                "scorer": scorer_identity(scorer)}
+        done = _resume(folder, R, blocks, n_queries, meta)
         if done:
             logger.info("resuming from %s: %d of %d blocks already scored", folder, len(done), len(blocks))
+            n_probe_pairs = _probe_scorer(folder, scorer, queries, items, R, min(done))
     todo = [b for b in blocks if b not in done]
     bar = progress(total=n_items, desc="scoring anchor queries", verbose=verbose, unit="item")
     bar.update(sum(stop - start for start, stop in done))
@@ -55,7 +59,7 @@ def build_anchor_scores(scorer, queries, items, n_queries, n_items, *, block_siz
             _run_on_dask(client, scorer, queries, items, todo, finish)
     finally:
         bar.close()
-    return R, n_queries * sum(stop - start for start, stop in todo)
+    return R, n_queries * sum(stop - start for start, stop in todo) + n_probe_pairs
 
 
 def _client_or_none(client):
@@ -80,12 +84,50 @@ def _score_block(scorer, queries, items_block):
     return scorer(queries, items_block)
 
 
-def _resume(folder, R, blocks, n_queries, n_items, block_size, fingerprint):
-    meta = {"n_queries": n_queries, "n_items": n_items, "block_size": block_size, "fingerprint": fingerprint}
+def scorer_identity(scorer):
+    """What names a scorer across processes: its type, its ``version`` and its parameters where it has them.
+
+    A user whose scorer changes without changing type (new weights in the same class) sets a
+    ``version`` attribute; the score probe on resume catches the rest.
+    """
+    kind = type(scorer)
+    name = getattr(scorer, "__qualname__", None) if callable(scorer) and kind.__name__ == "function" else None
+    identity = {"type": f"{kind.__module__}.{kind.__qualname__}", "function": name,
+                "version": str(getattr(scorer, "version", None))}
+    get_params = getattr(scorer, "get_params", None)
+    if callable(get_params):
+        try:
+            identity["params"] = {k: repr(v) for k, v in sorted(get_params().items())}
+        except Exception:  # a get_params that needs arguments is not sklearn's: ignore it
+            pass
+    return identity
+
+
+def _probe_scorer(folder, scorer, queries, items, R, block, n_probe=2):
+    """Rescore a few restored pairs; a different scorer behind the same folder is refused, not reused."""
+    start, stop = block
+    q = min(n_probe, R.shape[0])
+    width = min(n_probe, stop - start)
+    fresh = check_scores(scorer(take(queries, np.arange(q)), take(items, slice(start, start + width))), q, width)
+    if not np.allclose(fresh, R[:q, start:start + width], rtol=1e-6, atol=1e-9):
+        raise ValueError(
+            f"`checkpoint` {folder} was written with a different scorer: rescoring {q * width} saved pairs gives "
+            "other values; delete it or pass another folder"
+        )
+    return q * width
+
+
+def _resume(folder, R, blocks, n_queries, meta):
     header = folder / _HEADER
     if header.exists():
         _, saved = load_npz(header, kind=_HEADER_KIND)
-        if saved != meta:
+        if saved.get("scorer", meta["scorer"]) != meta["scorer"]:
+            raise ValueError(
+                f"`checkpoint` {folder} was written with a different scorer ({saved['scorer']} != {meta['scorer']}); "
+                "delete it or pass another folder"
+            )
+        saved = {k: v for k, v in saved.items() if k != "scorer"}
+        if saved != {k: v for k, v in meta.items() if k != "scorer"}:
             raise ValueError(
                 f"`checkpoint` {folder} was written for different anchor queries/items/batch_size "
                 f"({saved} != {meta}); delete it or pass another folder"
@@ -101,9 +143,13 @@ def _resume(folder, R, blocks, n_queries, n_items, block_size, fingerprint):
         block = (int(match.group(1)), int(match.group(2)))
         if block not in wanted:
             continue
-        arrays, _ = load_npz(path, kind=_BLOCK_KIND)
+        try:
+            arrays, _ = load_npz(path, kind=_BLOCK_KIND)
+        except CorruptFileError as exc:  # a damaged block is scored again, not trusted
+            logger.warning("checkpoint block %s is damaged (%s): scoring it again", path, exc.reason)
+            continue
         scores = arrays["scores"]
-        if scores.shape != (n_queries, block[1] - block[0]):
+        if scores.shape != (n_queries, block[1] - block[0]) or not np.isfinite(scores).all():
             continue
         R[:, block[0] : block[1]] = scores
         done.add(block)
