@@ -11,6 +11,8 @@ import numpy as np
 
 def as_generator(rng, *, name="rng"):
     """Return a ``numpy.random.Generator`` from None, an int, a Generator or a RandomState."""
+    if isinstance(rng, (bool, np.bool_)):  # an int subclass, but never meant as a seed
+        raise TypeError(f"`{name}` must be None, an int, a numpy Generator or RandomState, got a bool")
     if rng is None or isinstance(rng, (numbers.Integral, np.integer)):
         if rng is not None and int(rng) < 0:
             raise ValueError(f"`{name}` must be a non-negative integer seed, got {rng}")
@@ -33,8 +35,9 @@ def as_seed(rng, *, name="rng"):
     An int is used as is, so that ``seed=3`` means the same stream everywhere;
     otherwise one integer is drawn from the generator.
     """
-    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, bool):
-        if int(rng) < 0:
-            raise ValueError(f"`{name}` must be a non-negative integer seed, got {rng}")
-        return int(rng) & 0xFFFFFFFFFFFFFFFF
+    if isinstance(rng, (numbers.Integral, np.integer)) and not isinstance(rng, (bool, np.bool_)):
+        if not 0 <= int(rng) < 2**64:
+            # counter generators take 64 bits: a larger seed would wrap onto another seed's stream
+            raise ValueError(f"`{name}` must be an integer seed in [0, 2**64), got {rng}")
+        return int(rng)
     return int(as_generator(rng, name=name).integers(0, 2**63 - 1))

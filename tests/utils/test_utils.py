@@ -65,3 +65,14 @@ def test_rng_conversions():
         as_generator("x", name="random_state")
     with pytest.raises(ValueError, match="non-negative"):
         as_generator(-1)
+    # a seed past 64 bits would wrap onto another seed's counter stream; a bool is no seed
+    assert as_seed(2**64 - 1) == 2**64 - 1
+    with pytest.raises(ValueError, match=r"\[0, 2\*\*64\)"):
+        as_seed(2**64 + 1)
+    with pytest.raises(ValueError, match="`random_state`"):
+        as_seed(-3, name="random_state")
+    for flag in (True, np.bool_(False)):
+        with pytest.raises(TypeError, match="bool"):
+            as_seed(flag)
+        with pytest.raises(TypeError, match="bool"):
+            as_generator(flag)
