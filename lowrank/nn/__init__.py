@@ -10,5 +10,11 @@ __getattr__, __dir__, __all__ = attach(
         "LowRankEmbeddingBag": "layers",
         "merge_linear": "layers",
         "count_parameters": "layers",
+        "LowRankConv": "layers",
+        "compress": "compression",
+        "register_compressor": "compression",
+        "list_compressors": "compression",
+        "CompressionReport": "compression",
+        "LayerReport": "compression",
     },
 )

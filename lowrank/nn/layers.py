@@ -1,11 +1,14 @@
-"""Factorized replacements for nn.Linear / nn.Embedding / nn.EmbeddingBag.
+"""Factorized replacements for nn.Linear / nn.Conv1d/2d/3d / nn.Embedding / nn.EmbeddingBag.
 
 Each layer is ``up(down(x))``: a thin map into ``rank`` dimensions followed by a map back out,
 holding ``rank * (in + out)`` weights instead of ``in * out``. They are plain modules, so
 they train, save (``state_dict``) and move between devices like the layers they replace.
 """
 
+import math
+
 from lowrank._utils.optional import import_optional
+from lowrank._utils.validation import check_choice, check_int
 
 torch = import_optional("torch", purpose="lowrank.nn")
 nn = torch.nn
@@ -44,6 +47,86 @@ class LowRankLinear(nn.Module):
     def to_linear(self):
         """The equivalent dense ``nn.Linear`` (for checks; it undoes the compression)."""
         return merge_linear(self.down, self.up)
+
+
+_CONV_CLASSES = {1: "Conv1d", 2: "Conv2d", 3: "Conv3d"}
+
+
+class LowRankConv(nn.Module):
+    """A ConvNd factorized through ``rank`` channels: ``up(down(x))``.
+
+    ``down`` is a ConvNd ``in_channels -> rank`` with the original kernel, stride, padding and
+    dilation; ``up`` is a 1x1 ConvNd ``rank -> out_channels`` carrying the bias. It holds
+    ``rank * (in_channels * prod(kernel_size) + 1 + out_channels)`` weights (plus the bias)
+    instead of ``out_channels * in_channels * prod(kernel_size)``. The inner bias carries the
+    projected original bias in AFM (it is zero after a weight SVD).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or tuple of int
+    rank : int
+        ``0 < rank <= min(out_channels, in_channels * prod(kernel_size))``.
+    dims : {1, 2, 3}, default=2
+        Spatial dimensions (Conv1d, Conv2d or Conv3d).
+    stride, padding, dilation, padding_mode
+        As for the ConvNd it replaces (used by ``down``).
+    bias : bool, default=True
+        Bias of ``up``.
+    device, dtype : optional
+
+    Raises
+    ------
+    TypeError, ValueError
+        For non-integer or non-positive sizes, or a rank out of range.
+
+    Examples
+    --------
+    >>> conv = LowRankConv(3, 16, 3, rank=4, padding=1)
+    >>> conv(torch.zeros(2, 3, 8, 8)).shape
+    torch.Size([2, 16, 8, 8])
+    >>> conv.to_conv().weight.shape
+    torch.Size([16, 3, 3, 3])
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, rank, *, dims=2, stride=1, padding=0, dilation=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        check_choice(dims, "dims", (1, 2, 3))
+        in_channels = check_int(in_channels, "in_channels", low=1)
+        out_channels = check_int(out_channels, "out_channels", low=1)
+        ks = (kernel_size,) * dims if not isinstance(kernel_size, (tuple, list)) else tuple(kernel_size)
+        if len(ks) != dims:
+            raise ValueError(f"`kernel_size` must have {dims} entries, got {kernel_size!r}")
+        ks = tuple(check_int(k, "kernel_size", low=1) for k in ks)
+        limit = min(out_channels, in_channels * math.prod(ks))
+        rank = check_int(rank, "rank", low=1, high=limit)
+        Conv = getattr(nn, _CONV_CLASSES[dims])
+        self.down = Conv(in_channels, rank, ks, stride=stride, padding=padding, dilation=dilation, bias=True,
+                         padding_mode=padding_mode, device=device, dtype=dtype)
+        self.up = Conv(rank, out_channels, 1, bias=bias, device=device, dtype=dtype)
+
+    @property
+    def rank(self):
+        return self.down.out_channels
+
+    def forward(self, x):
+        return self.up(self.down(x))
+
+    def to_conv(self):
+        """The equivalent dense ConvNd (for checks; it undoes the compression)."""
+        d, u = self.down, self.up
+        merged = type(d)(d.in_channels, u.out_channels, d.kernel_size, stride=d.stride, padding=d.padding,
+                         dilation=d.dilation, bias=True, padding_mode=d.padding_mode, device=u.weight.device,
+                         dtype=u.weight.dtype)
+        U = u.weight.detach().reshape(u.out_channels, self.rank)
+        with torch.no_grad():
+            merged.weight.copy_((U @ d.weight.detach().reshape(self.rank, -1)).reshape(merged.weight.shape))
+            bias = U @ d.bias.detach()
+            if u.bias is not None:
+                bias = bias + u.bias.detach()
+            merged.bias.copy_(bias)
+        return merged
 
 
 class LowRankEmbedding(nn.Module):
