@@ -16,5 +16,32 @@ __getattr__, __dir__, __all__ = attach(
         "list_compressors": "compression",
         "CompressionReport": "compression",
         "LayerReport": "compression",
+        "adapt": "adapters",
+        "Adapter": "adapters",
+        "load_adapter": "adapters",
+        "register_method": "adapters",
+        "list_methods": "adapters",
+        "AdapterMethod": "adapters",
+        "LoRA": "adapters",
+        "LoRAConfig": "adapters",
     },
 )
+
+# Subpackages load on first access as well (``attach`` maps names to objects inside modules).
+import importlib as _importlib
+
+_SUBPACKAGES = ("zoo",)
+_attached_getattr = __getattr__
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    return _attached_getattr(name)
+
+
+__all__ = sorted([*__all__, *_SUBPACKAGES])
+
+
+def __dir__():
+    return list(__all__)
