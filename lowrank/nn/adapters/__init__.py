@@ -1,0 +1,17 @@
+"""Adapters for any torch model: one core (wrapping, merging, state, devices), methods as small classes.
+
+``adapt(model, "lora", targets=..., rank=...)`` wraps the target layers in place and returns an
+:class:`Adapter`. A method is an :class:`AdapterMethod` registered with :func:`register_method`:
+it gives a weight delta in the layer's own weight shape, and the core does the rest.
+"""
+
+from lowrank.nn.adapters._adapter import Adapter, adapt
+from lowrank.nn.adapters._io import load_adapter
+from lowrank.nn.adapters._layer import AdaptedLayer, LayerSpec
+from lowrank.nn.adapters._method import AdapterMethod, SharedModules, list_methods, register_method
+
+# built-in methods register themselves on import
+from lowrank.nn.adapters.lora import LoRA, LoRAConfig
+
+__all__ = ["adapt", "Adapter", "load_adapter", "AdapterMethod", "SharedModules", "register_method",
+           "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig"]
