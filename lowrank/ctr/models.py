@@ -6,6 +6,7 @@ Every model takes ``(dense, categorical)``: a float tensor (batch, n_dense) and 
 """
 
 from lowrank._utils.optional import import_optional
+from lowrank._utils.validation import check_float, check_int
 
 torch = import_optional("torch", purpose="lowrank.ctr")
 nn = torch.nn
@@ -21,11 +22,23 @@ def _mlp(in_features, hidden, dropout):
     return nn.Sequential(*layers), width
 
 
+def _check_sizes(cardinalities, n_dense, embedding_dim, hidden, dropout):
+    """Sizes checked before any layer is built: torch builds zero-element layers or fails deep inside."""
+    if isinstance(cardinalities, (str, bytes)) or not hasattr(cardinalities, "__len__") or len(cardinalities) == 0:
+        raise ValueError("`cardinalities` must be a non-empty list of positive integers")
+    cardinalities = [check_int(c, "cardinalities", low=1) for c in cardinalities]
+    n_dense = check_int(n_dense, "n_dense", low=0)
+    embedding_dim = check_int(embedding_dim, "embedding_dim", low=1)
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+        raise TypeError(f"`hidden` must be a sequence of positive integers, got {type(hidden).__name__}")
+    hidden = tuple(check_int(h, "hidden", low=1) for h in hidden)
+    dropout = check_float(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
+    return cardinalities, n_dense, embedding_dim, hidden, dropout
+
+
 class _FieldEmbeddings(nn.Module):
     def __init__(self, cardinalities, embedding_dim, n_dense):
         super().__init__()
-        if not cardinalities or any(int(c) < 1 for c in cardinalities):
-            raise ValueError("`cardinalities` must be a non-empty list of positive integers")
         self.embeddings = nn.ModuleList(nn.Embedding(int(c), embedding_dim) for c in cardinalities)
         self.n_dense = n_dense
         self.embedding_dim = embedding_dim
@@ -67,6 +80,8 @@ class MLPCTR(_CTRModel):
 
     def __init__(self, cardinalities, n_dense=13, embedding_dim=16, hidden=(256, 128, 64), dropout=0.0):
         super().__init__()
+        cardinalities, n_dense, embedding_dim, hidden, dropout = _check_sizes(
+            cardinalities, n_dense, embedding_dim, hidden, dropout)
         self.fields = _FieldEmbeddings(cardinalities, embedding_dim, n_dense)
         self.mlp, width = _mlp(n_dense + len(cardinalities) * embedding_dim, hidden, dropout)
         self.head = nn.Linear(width, 1)
@@ -99,6 +114,8 @@ class DeepFM(_CTRModel):
 
     def __init__(self, cardinalities, n_dense=13, embedding_dim=16, hidden=(256, 128, 64), dropout=0.0):
         super().__init__()
+        cardinalities, n_dense, embedding_dim, hidden, dropout = _check_sizes(
+            cardinalities, n_dense, embedding_dim, hidden, dropout)
         self.fields = _FieldEmbeddings(cardinalities, embedding_dim, n_dense)
         self.first_order = nn.ModuleList(nn.Embedding(int(c), 1) for c in cardinalities)
         for emb in self.first_order:
@@ -157,6 +174,9 @@ class DCNv2(_CTRModel):
 
     def __init__(self, cardinalities, n_dense=13, embedding_dim=16, n_cross=2, hidden=(256, 128, 64), dropout=0.0):
         super().__init__()
+        cardinalities, n_dense, embedding_dim, hidden, dropout = _check_sizes(
+            cardinalities, n_dense, embedding_dim, hidden, dropout)
+        n_cross = check_int(n_cross, "n_cross", low=0)
         self.fields = _FieldEmbeddings(cardinalities, embedding_dim, n_dense)
         width = n_dense + len(cardinalities) * embedding_dim
         self.cross = nn.ModuleList(CrossLayer(width) for _ in range(n_cross))

@@ -14,24 +14,43 @@ torch = import_optional("torch", purpose="lowrank.ctr")
 logger = logging.getLogger("lowrank.ctr")
 
 
-def _as_tensors(data, device):
-    """(dense, categorical, labels-or-None) tensors from a CTRData or a tuple."""
+def _as_tensors(data, device, name="data"):
+    """(dense, categorical, labels-or-None) tensors from a CTRData or a tuple, checked once per call.
+
+    NaN/inf features and labels outside {0, 1} would train or score silently wrong, so they are
+    errors here; an out-of-range category id is left to ``nn.Embedding``'s own error.
+    """
     if hasattr(data, "dense"):
         dense, cat, y = data.dense, data.categorical, getattr(data, "labels", None)
-    else:
+    elif isinstance(data, (tuple, list)) and len(data) in (2, 3):
         dense, cat, *rest = data
         y = rest[0] if rest else None
+    else:
+        raise TypeError(f"`{name}` must be a CTRData or a (dense, categorical[, labels]) tuple, "
+                        f"got {type(data).__name__}")
     dense = torch.as_tensor(np.asarray(dense, dtype=np.float32) if not torch.is_tensor(dense) else dense,
                             device=device, dtype=torch.float32)
-    cat = torch.as_tensor(cat if torch.is_tensor(cat) else np.asarray(cat, dtype=np.int64), device=device,
-                          dtype=torch.long)
+    if torch.is_tensor(cat) and (cat.is_floating_point() or cat.is_complex()):
+        raise TypeError(f"`{name}`: categorical ids must be integers, got {cat.dtype}")
+    cat = np.asarray(cat) if not torch.is_tensor(cat) else cat
+    if isinstance(cat, np.ndarray) and cat.dtype.kind not in "iu":
+        raise TypeError(f"`{name}`: categorical ids must be integers, got {cat.dtype}")
+    cat = torch.as_tensor(cat, device=device, dtype=torch.long)
+    if dense.ndim != 2 or cat.ndim != 2:
+        raise ValueError(f"`{name}`: dense and categorical must be 2-D (rows, columns), got shapes "
+                         f"{tuple(dense.shape)} and {tuple(cat.shape)}")
     if dense.shape[0] != cat.shape[0]:
-        raise ValueError(f"dense ({dense.shape[0]} rows) and categorical ({cat.shape[0]} rows) differ in length")
+        raise ValueError(f"`{name}`: dense ({dense.shape[0]} rows) and categorical ({cat.shape[0]} rows) differ "
+                         "in length")
+    if not torch.isfinite(dense).all():
+        raise ValueError(f"`{name}`: dense features contain NaN or infinite values")
     if y is not None:
         y = torch.as_tensor(np.asarray(y, dtype=np.float32) if not torch.is_tensor(y) else y, device=device,
                             dtype=torch.float32)
-        if y.shape[0] != dense.shape[0]:
-            raise ValueError("labels and features differ in length")
+        if y.shape != (dense.shape[0],):
+            raise ValueError(f"`{name}`: labels must have shape ({dense.shape[0]},), got {tuple(y.shape)}")
+        if not ((y == 0) | (y == 1)).all():
+            raise ValueError(f"`{name}`: labels must be 0 or 1 (clicks), got values outside {{0, 1}} or NaN")
     return dense, cat, y
 
 
@@ -101,7 +120,7 @@ def evaluate_ctr(model, data, *, batch_size=65536):
     """
     from sklearn.metrics import log_loss, roc_auc_score
 
-    _, _, y = _as_tensors(data, "cpu")
+    _, _, y = _as_tensors(data, "cpu", "data")
     if y is None:
         raise ValueError("`data` has no labels to evaluate against")
     p = predict_proba(model, data, batch_size=batch_size)
@@ -172,7 +191,9 @@ class CTRTrainer:
         patience = check_int(self.patience, "patience", low=0)
         device = self.device or next(model.parameters()).device
         model.to(device)
-        dense, cat, y = _as_tensors(train, device)
+        dense, cat, y = _as_tensors(train, device, "train")
+        if valid is not None:
+            _as_tensors(valid, "cpu", "valid")  # a bad validation set fails before the first epoch, not after it
         if y is None:
             raise ValueError("`train` must hold labels")
         opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=self.weight_decay)
