@@ -4,8 +4,9 @@ Import only from modules that already need numba: importing this compiles nothin
 until first call (lazy ``@njit``), but it imports numba itself.
 """
 
-import numba
 import numpy as np
+
+from lowrank._utils.jit import njit
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -17,7 +18,7 @@ _S11 = np.uint64(11)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def mix64(x):
     z = x + _GOLDEN
     z = (z ^ (z >> _S30)) * _M1
@@ -25,12 +26,12 @@ def mix64(x):
     return z ^ (z >> _S31)
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def counter_bits(seed, a, b):
     k = mix64(np.uint64(seed) ^ mix64(np.uint64(a)))
     return mix64(k ^ mix64(np.uint64(b) + _GOLDEN))
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def counter_uniform(seed, a, b):
     return np.float64(counter_bits(seed, a, b) >> _S11) * _INV_2_53

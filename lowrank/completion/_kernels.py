@@ -20,11 +20,12 @@ import numba
 import numpy as np
 
 from lowrank._utils._counter_rng_numba import counter_bits
+from lowrank._utils.jit import njit
 
 _FASTMATH = {"reassoc", "contract"}
 
 
-@numba.njit(fastmath=_FASTMATH)
+@njit(fastmath=_FASTMATH)
 def _gather(indices, data, start, stop, Y):
     """Rows ``Y[indices[start:stop]]`` as a contiguous block, and the matching values."""
     nnz = stop - start
@@ -39,7 +40,7 @@ def _gather(indices, data, start, stop, Y):
     return A, b
 
 
-@numba.njit(fastmath=_FASTMATH)
+@njit(fastmath=_FASTMATH)
 def _cholesky_solve(G, rhs):
     """Solve ``G x = rhs`` for symmetric positive semidefinite ``G`` (overwritten), in place in ``rhs``.
 
@@ -85,7 +86,7 @@ def _cholesky_solve(G, rhs):
         rhs[i] = v / L[i, i]
 
 
-@numba.njit(nogil=True, fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def solve_rows_exact(lo, hi, indptr, indices, data, Y, X, alpha, resid2):
     """Exact alternating-minimization half-step on rows ``lo:hi``: normal equations and Cholesky.
 
@@ -112,7 +113,7 @@ def solve_rows_exact(lo, hi, indptr, indices, data, Y, X, alpha, resid2):
         resid2[i] = s
 
 
-@numba.njit(fastmath=_FASTMATH)
+@njit(fastmath=_FASTMATH)
 def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
     """Upper-triangular ``R`` of a QR of the CountSketch ``S A`` with ``sqrt(alpha) I`` stacked below.
 
@@ -152,7 +153,7 @@ def _sketch_r_factor(A, alpha, sketch_rows, seed, row_id):
     return R
 
 
-@numba.njit(fastmath=_FASTMATH)
+@njit(fastmath=_FASTMATH)
 def _upper_inverse(R):
     """Inverse of an upper-triangular matrix with a non-zero diagonal."""
     k = R.shape[0]
@@ -167,7 +168,7 @@ def _upper_inverse(R):
     return W
 
 
-@numba.njit(fastmath=_FASTMATH)
+@njit(fastmath=_FASTMATH)
 def _pcg_row(A, b, x, alpha, n_inner, W, d):
     """``n_inner`` preconditioned CG steps on ``(A^T A + alpha I) x = A^T b`` from ``x`` (updated in
     place), with preconditioner inverse ``W diag(d) W^T``; returns the squared residual ``||b - A x||^2``.
@@ -209,7 +210,7 @@ def _pcg_row(A, b, x, alpha, n_inner, W, d):
     return r @ r
 
 
-@numba.njit(nogil=True, fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def solve_rows_pcg_gram(lo, hi, indptr, indices, data, Y, X, alpha, n_inner, Q, lam, n_total, resid2):
     """Robust half-step on rows ``lo:hi`` with the shared preconditioner
     ``(|Omega_i| / n_total) Y^T Y + alpha I``, where ``Y^T Y = Q diag(lam) Q^T`` is computed once per
@@ -232,7 +233,7 @@ def solve_rows_pcg_gram(lo, hi, indptr, indices, data, Y, X, alpha, n_inner, Q, 
             X[i, a] = x[a]
 
 
-@numba.njit(nogil=True, fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def solve_rows_pcg_sketch(lo, hi, indptr, indices, data, Y, X, alpha, n_inner, sketch_rows, seed, row_offset, resid2):
     """Robust half-step on rows ``lo:hi`` with the per-row sketching preconditioner of Gu, Song,
     Yin & Zhang (arXiv:2302.11068): ``R`` from a QR of a CountSketch ``S A`` of the row's block
@@ -251,7 +252,7 @@ def solve_rows_pcg_sketch(lo, hi, indptr, indices, data, Y, X, alpha, n_inner, s
             X[i, a] = x[a]
 
 
-@numba.njit(nogil=True, fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def csr_matmat(lo, hi, indptr, indices, data, B, out):
     """``out[lo:hi] = M[lo:hi] @ B`` for CSR ``M``."""
     c = B.shape[1]
@@ -265,7 +266,7 @@ def csr_matmat(lo, hi, indptr, indices, data, B, out):
                 out[i, a] += v * B[j, a]
 
 
-@numba.njit(nogil=True, fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def csr_residual(lo, hi, indptr, indices, data, U, V, out):
     """``out[p] = data[p] - <U[i], V[j]>`` for every stored entry ``p = (i, j)`` of rows ``lo:hi``."""
     k = U.shape[1]
@@ -278,7 +279,7 @@ def csr_residual(lo, hi, indptr, indices, data, U, V, out):
             out[p] = v
 
 
-@numba.njit(nogil=True, fastmath=_FASTMATH)
+@njit(nogil=True, fastmath=_FASTMATH)
 def pair_products(lo, hi, rows, cols, U, V, out):
     """``out[t] = <U[rows[t]], V[cols[t]]>`` for ``t`` in ``lo:hi``."""
     k = U.shape[1]
@@ -291,7 +292,7 @@ def pair_products(lo, hi, rows, cols, U, V, out):
         out[t] = v
 
 
-@numba.njit
+@njit
 def transpose_csr(indptr, indices, data, n_cols):
     """CSR arrays of the transpose (a stable counting sort by column):
     ``(t_indptr, t_indices, t_data, perm)`` with ``perm[q]`` the position in the original order

@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from lowrank._utils.jit import njit
 
-@numba.njit(inline="always")
+
+@njit(inline="always")
 def _finish_row(out, res, weight, normalize, propagate_normalized):
     sq = 0.0
     for k in range(out.shape[0]):
@@ -36,7 +38,7 @@ def _finish_row(out, res, weight, normalize, propagate_normalized):
             out[k] *= inv
 
 
-@numba.njit(nogil=True)
+@njit(nogil=True)
 def propagate_sparse(
     start, stop, indptr, indices, data, r_indptr, r_indices, r_data, out, res, weight, normalize, propagate_normalized
 ):
@@ -54,7 +56,7 @@ def propagate_sparse(
         _finish_row(row, res[i], weight, normalize, propagate_normalized)
 
 
-@numba.njit(nogil=True)
+@njit(nogil=True)
 def propagate_dense(start, stop, indptr, indices, data, prev, out, res, weight, normalize, propagate_normalized):
     """Later steps on rows ``start:stop``: ``out = M @ prev`` with ``prev`` dense, then finish each row."""
     d = out.shape[1]

@@ -10,19 +10,19 @@ Conventions shared by every kernel (see :mod:`lowrank.graphs.pagerank`):
   a personalization is given, igraph's PRPACK).
 """
 
-import numba
 import numpy as np
 from numba import prange
 
 from lowrank._utils._counter_rng_numba import counter_uniform
+from lowrank._utils.jit import njit, num_threads
 
 
-@numba.njit
+@njit
 def _n_chunks(n, per_thread):
-    return max(1, min(n, numba.get_num_threads() * per_thread))
+    return max(1, min(n, num_threads() * per_thread))
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def _add_dangling_mass(coef, X, dangling_idx, alpha):
     """``coef[j] += alpha * sum_d X[d, j]``: the flow of column ``j`` on dangling vertices."""
     for d in dangling_idx:
@@ -30,7 +30,7 @@ def _add_dangling_mass(coef, X, dangling_idx, alpha):
             coef[j] += alpha * X[d, j]
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def _gather_row(v, t_indptr, t_indices, t_probs, X, alpha, pt_indptr, pt_cols, pt_vals, coef, row):
     """``row = alpha * (P^T X)[v] + coef * pers^T[v]``: one step of every column at vertex ``v``.
 
@@ -51,7 +51,7 @@ def _gather_row(v, t_indptr, t_indices, t_probs, X, alpha, pt_indptr, pt_cols, p
 # --------------------------------------------------------------------------- exact: block power iteration
 
 
-@numba.njit(parallel=True)
+@njit(parallel=True)
 def power_block(t_indptr, t_indices, t_probs, dangling_idx, pt_indptr, pt_cols, pt_vals, X, alpha, tol, max_iter):
     """Power iteration on a row-major block ``X`` (n, k), one PPR vector per column.
 
@@ -99,7 +99,7 @@ def power_block(t_indptr, t_indices, t_probs, dangling_idx, pt_indptr, pt_cols, 
 # --------------------------------------------------------------------------- forward push
 
 
-@numba.njit(parallel=True)
+@njit(parallel=True)
 def push_batch(indptr, indices, probs, dangling, p_indptr, p_indices, p_values, alpha, tol, r_max0, out):
     """Forward push (Andersen, Chung, Lang 2006) per personalization row, in parallel over rows.
 
@@ -164,7 +164,7 @@ def push_batch(indptr, indices, probs, dangling, p_indptr, p_indices, p_values, 
 # --------------------------------------------------------------------------- random-walk fingerprints
 
 
-@numba.njit
+@njit
 def _walk_visits(seed, source, n_walks, max_steps, alpha, endpoint, indptr, indices, cumprob, uniform_rows, buf):
     """Run the ``n_walks`` walks of ``source``; write visited vertices to ``buf``, return how many.
 
@@ -204,7 +204,7 @@ def _walk_visits(seed, source, n_walks, max_steps, alpha, endpoint, indptr, indi
     return m
 
 
-@numba.njit(parallel=True)
+@njit(parallel=True)
 def fingerprint_walks(
     sources, seed, n_walks, max_steps, alpha, endpoint, indptr, indices, cumprob, uniform_rows, buf_idx, buf_cnt
 ):
@@ -238,10 +238,10 @@ def fingerprint_walks(
 
 # the same kernel without parallel=True, for Dask tasks that already run one per worker thread
 # (numba's workqueue threading layer must not be entered from several threads at once)
-fingerprint_walks_serial = numba.njit(nogil=True)(fingerprint_walks.py_func)
+fingerprint_walks_serial = njit(nogil=True)(fingerprint_walks.py_func)
 
 
-@numba.njit
+@njit
 def compact_rows(buf_idx, buf_cnt, counts, out_idx, out_cnt):
     """Copy the first ``counts[i]`` entries of each buffer row, back to back."""
     pos = 0
@@ -255,7 +255,7 @@ def compact_rows(buf_idx, buf_cnt, counts, out_idx, out_cnt):
 # --------------------------------------------------------------------------- PowerWalk query
 
 
-@numba.njit(parallel=True)
+@njit(parallel=True)
 def decompose_block(
     t_indptr,
     t_indices,
@@ -321,7 +321,7 @@ def decompose_block(
                 est[w, j] += acc[j]
 
 
-@numba.njit(inline="always")
+@njit(inline="always")
 def _close_flow(u, ru, close, closed, n_closed):
     """Set flow ``ru`` on ``u`` aside for closing with ``u``'s fingerprint; returns the new ``n_closed``."""
     if close[u] == 0.0:
@@ -331,7 +331,7 @@ def _close_flow(u, ru, close, closed, n_closed):
     return n_closed
 
 
-@numba.njit(parallel=True)
+@njit(parallel=True)
 def decompose_query(
     indptr,
     indices,

@@ -1,12 +1,12 @@
 """numba kernel for :func:`lowrank.linalg.sparse_random_projection` (same bits as the numpy path)."""
 
-import numba
 import numpy as np
 
 from lowrank._utils._counter_rng_numba import counter_uniform
+from lowrank._utils.jit import njit
 
 
-@numba.njit
+@njit
 def projection_rows_csr(rows, n_components, density, seed, value):
     """CSR arrays of the projection rows ``rows``: two passes (count, then fill), no dense block."""
     n = rows.size

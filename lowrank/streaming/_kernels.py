@@ -6,7 +6,8 @@ about one read of its bytes.
 """
 
 import numpy as np
-from numba import njit
+
+from lowrank._utils.jit import njit
 
 _FASTMATH = {"reassoc", "contract"}  # keeps NaN/inf semantics (no "nnan"/"ninf")
 

@@ -101,9 +101,9 @@ def kalman_rts(A, Q, P0, R, Lam, eta, *, use_numba=True):
         return _kalman_rts(*args)
     fn = _compiled.get("kalman")
     if fn is None:
-        import numba
+        from lowrank._utils.jit import njit
 
-        fn = _compiled["kalman"] = numba.njit(_kalman_rts)
+        fn = _compiled["kalman"] = njit(_kalman_rts)
     return fn(*args)
 
 
