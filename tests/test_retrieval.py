@@ -141,6 +141,16 @@ def test_save_load_round_trip(tmp_path):
         CURIndex.load(path, score, items[:-1])
 
 
+def test_recall_at_k_rejects_empty_and_non_integer_input():
+    assert recall_at_k([[3, 1]], [[1, 9]]) == 0.5  # one of the two reference neighbours found
+    with pytest.raises(ValueError, match="no query"):
+        recall_at_k(np.zeros((0, 5), dtype=int), np.zeros((0, 5), dtype=int))
+    with pytest.raises(ValueError, match="no column"):
+        recall_at_k(np.zeros((2, 3), dtype=int), np.zeros((2, 0), dtype=int))
+    with pytest.raises(TypeError, match="integer item indices"):
+        recall_at_k([[0.5, 1.0]], [[1, 2]])
+
+
 def test_save_load_text_items(tmp_path):
     docs = [f"document number {i}" for i in range(30)]
     score = lambda q, x: np.array([[float(len(set(a) & set(b))) + 0.01 * len(b) for b in x] for a in q])  # noqa: E731

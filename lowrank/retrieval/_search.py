@@ -100,7 +100,14 @@ def recall_at_k(retrieved, reference, k=None):
         raise ValueError(
             f"`retrieved` and `reference` must be 2-D with one row per query, got shapes {retrieved.shape} and {reference.shape}"
         )
+    if retrieved.shape[0] == 0:
+        raise ValueError("`retrieved` and `reference` hold no query: recall is undefined on an empty set")
+    if retrieved.dtype.kind not in "iu" or reference.dtype.kind not in "iu":
+        raise TypeError(f"`retrieved` and `reference` must hold integer item indices, got {retrieved.dtype} "
+                        f"and {reference.dtype}")
     k = reference.shape[1] if k is None else check_int(k, "k", low=1)
+    if k == 0:
+        raise ValueError("`reference` has no column: give at least one reference neighbour per query")
     if k > reference.shape[1] or k > retrieved.shape[1]:
         raise ValueError(f"`k` must be at most the width of both arrays {retrieved.shape[1], reference.shape[1]}, got {k}")
     hits = [len(np.intersect1d(a[:k], b[:k])) for a, b in zip(retrieved, reference)]

@@ -78,6 +78,10 @@ def weighted_tv_loss(x, weights=None):
     >>> round(float(weighted_tv_loss(x)), 4)             # 8 of the 24 width-differences are 1
     0.3333
     """
+    torch = import_optional("torch", purpose="HIR-Diff")
+    if not torch.is_tensor(x):
+        raise TypeError(f"`x` must be a torch.Tensor (the loss is differentiated), got {type(x).__name__}; "
+                        "wrap a numpy cube with torch.as_tensor")
     if x.ndim < 3:
         raise ValueError(f"`x` must be (..., bands, height, width), got {x.ndim} dimension(s)")
     if weights is None:

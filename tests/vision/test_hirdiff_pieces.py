@@ -143,6 +143,14 @@ def test_weighted_tv_value_matches_numpy(rng):
     assert got == pytest.approx(_tv_numpy(x, [wi.numpy() for wi in w]), rel=1e-12)
 
 
+def test_weighted_tv_rejects_numpy_and_low_dimensional_input(rng):
+    x = rng.standard_normal((1, 4, 5, 6))
+    with pytest.raises(TypeError, match="`x` must be a torch.Tensor"):
+        weighted_tv_loss(x)
+    with pytest.raises(ValueError, match="`x` must be"):
+        weighted_tv_loss(torch.zeros(4, 5))
+
+
 def test_weighted_tv_gradient_matches_finite_differences(rng):
     x = rng.standard_normal((1, 4, 5, 6))
     w = edge_weights(torch.from_numpy(rng.random((1, 4, 5, 6))))
