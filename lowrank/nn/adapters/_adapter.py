@@ -7,6 +7,7 @@ deep copy of the model can be handled with ``Adapter(copy, name)`` and nothing g
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 
 import numpy as np
@@ -23,6 +24,9 @@ nn = torch.nn
 __all__ = ["adapt", "Adapter"]
 
 logger = logging.getLogger(__name__)
+
+# orders a model's adapters by creation (each layer's ModuleDict only orders its own)
+_CREATED = itertools.count()
 
 
 def _config_from_options(cls, rank, alpha, options):
@@ -58,11 +62,12 @@ def adapted_layers(model):
 
 
 def adapter_names(model):
-    """Names of the adapters on ``model``, in order of first appearance."""
-    names = []
+    """Names of the adapters on ``model``, in the order they were added."""
+    order = {}
     for _, layer in adapted_layers(model):
-        names += [n for n in layer.adapters if n not in names]
-    return names
+        for name, method in layer.adapters.items():
+            order[name] = min(order.get(name, float("inf")), getattr(method, "adapter_index", 0))
+    return sorted(order, key=order.get)
 
 
 def _select(model, targets, cls, config):
@@ -118,7 +123,9 @@ def build_adapter(model, cls, config, targets, name, rng):
         base = module.base_layer if wrapper is not None else module
         spec = wrapper.spec if wrapper is not None else LayerSpec.from_module(base)
         built.append((path, wrapper, cls(base, spec, config, generator=generator, shared=shared)))
+    index = next(_CREATED)
     for path, wrapper, method in built:
+        method.adapter_index = index
         if wrapper is None:
             wrapper = AdaptedLayer(model.get_submodule(path))
             replace_module(model, path, wrapper)

@@ -113,7 +113,8 @@ def _to_numpy(t):
 
 def _from_numpy(array, dtype_name):
     dtype = getattr(torch, dtype_name.removeprefix("torch."))
-    t = torch.from_numpy(np.ascontiguousarray(array))
+    # np.ascontiguousarray would turn a 0-d array into 1-d
+    t = torch.from_numpy(array if array.flags.c_contiguous else array.copy())
     return t if t.dtype == dtype else t.view(dtype)
 
 
