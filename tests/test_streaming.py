@@ -321,6 +321,12 @@ def test_nan_or_inf_rows_are_rejected(method, bad):
     batches[1][7, 2] = bad
     with pytest.raises(ValueError, match="batch 1.*NaN or infinity"):
         top_eigenvector_stream(iter(batches), method=method)
+    estimator = {"random_order": RandomOrderTopEigenvector, "oja": OjaTopEigenvector,
+                 "exact": ExactTopEigenvector}[method]()
+    with pytest.raises(ValueError, match="^`X`: .*NaN or infinity"):  # the estimator names its argument
+        estimator.partial_fit(batches[1])
+    with pytest.raises(ValueError, match="^`X` \\(rows 50 to 99\\): .*NaN or infinity"):
+        estimator.fit(np.vstack(batches), batch_rows=50)
     if method != "exact":
         options = {"min_block_rows": 10} if method == "random_order" else {}
         with pytest.raises(ValueError, match=r"NaN or infinity \(row 57\)"):

@@ -125,13 +125,13 @@ def check_batch(batch, index, n_features, dtype):
     return np.ascontiguousarray(batch, dtype=dtype), dtype
 
 
-def feed(state, batch, index):
-    """``state.update(batch)``, re-raising a NaN/inf error with the batch index."""
+def feed(state, batch, index, label=None):
+    """``state.update(batch)``, re-raising a NaN/inf error naming the batch (``label``, default its index)."""
     try:
         state.update(batch)
     except ValueError as exc:
         if "NaN or infinity" in str(exc):
-            raise ValueError(f"batch {index}: {exc}") from None
+            raise ValueError(f"{label or f'batch {index}'}: {exc}") from None
         raise
 
 

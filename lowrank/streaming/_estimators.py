@@ -136,7 +136,7 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             X = validate_data(self, X, accept_sparse="csr", dtype=_DTYPES, order="C", ensure_all_finite=False, reset=True)
             self._start(X.shape[1], X.dtype)
             for index, start in enumerate(range(0, X.shape[0], batch_rows)):
-                feed(self._state, X[start : start + batch_rows], index)
+                feed(self._state, X[start : start + batch_rows], index, f"`X` (rows {start} to {start + batch_rows - 1})")
         self._finish()
         return self
 
@@ -160,7 +160,7 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             self._start(X.shape[1], X.dtype)
         if X.dtype != self._dtype:
             X = X.astype(self._dtype)
-        feed(self._state, X, 0)
+        feed(self._state, X, 0, "`X`")
         self._finish()
         return self
 
