@@ -104,20 +104,23 @@ def _select(model, targets, cls, config):
             replace_module(model, name, wrapper)
 
 
-def _layer_generators(rng, n):
-    """One CPU ``torch.Generator`` per layer, independent streams spawned from ``rng``."""
-    children = np.random.SeedSequence(as_seed(rng)).spawn(n)
+def _layer_generators(seed, n):
+    """One CPU ``torch.Generator`` per layer, independent streams spawned from ``seed``."""
+    children = np.random.SeedSequence(seed).spawn(n)
     return [torch.Generator().manual_seed(int(c.generate_state(1, np.uint64)[0])) for c in children]
 
 
 def build_adapter(model, cls, config, targets, name, rng):
     """Install adapter ``name`` of method ``cls`` with ``config`` (validated) on the selected layers."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+    seed = as_seed(rng)
     name = _check_name(model, name)
     paths = _select(model, targets, cls, config)
     shared = SharedModules()
     built = []
     # Build every method before touching the model, so that an error leaves it as it was.
-    for path, generator in zip(paths, _layer_generators(rng, len(paths))):
+    for path, generator in zip(paths, _layer_generators(seed, len(paths))):
         module = model.get_submodule(path)
         wrapper = module if isinstance(module, AdaptedLayer) else None
         base = module.base_layer if wrapper is not None else module
@@ -370,6 +373,7 @@ class Adapter:
     def merge(self):
         """Write ``W + delta W`` into the base weights (this adapter becomes active); forward then
         runs the plain layers. Returns self."""
+        self._layers()
         self.set_active(self.name)
         for _, layer in self._layers():
             if layer.merged is None:
