@@ -11,6 +11,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "planted_low_rank": "matrices",
         "load_ratings": "matrices",
+        "split_ratings": "matrices",
         "planted_partition": "graphs",
         "load_blogcatalog": "graphs",
         "synthetic_hyperspectral": "hyperspectral",

