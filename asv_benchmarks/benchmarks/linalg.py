@@ -17,6 +17,7 @@ from lowrank.linalg import (
     rrqr,
     select_columns,
     sparse_random_projection,
+    truncated_svd,
     weighted_svd,
 )
 
@@ -147,3 +148,94 @@ class CoreRoutines:
 
     def time_lowrank_approximation_fit(self):
         LowRankApproximation(RANK, random_state=0).fit(self.A)
+
+
+def _spectrum(m, n, decay):
+    """'flat' (Gaussian), 'slow' (1/sqrt(i)) or 'fast' (0.8**i) singular values, seeded."""
+    rng = np.random.default_rng(0)
+    if decay == "flat":
+        return rng.standard_normal((m, n))
+    k = min(m, n)
+    U, _ = np.linalg.qr(rng.standard_normal((m, k)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, k)))
+    i = np.arange(1, k + 1)
+    return (U * (1 / np.sqrt(i) if decay == "slow" else 0.8**i)) @ V.T
+
+
+def _svds_sorted_values(A, k, solver):
+    return np.sort(svds(A, k, solver=solver, random_state=0)[1])[::-1]
+
+
+class TruncatedSVD:
+    """truncated_svd (tol=0: machine precision) at two sizes, flat and slowly decaying spectra."""
+
+    params = (["flat", "slow"], ["small", "large"])
+    param_names = ["decay", "size"]
+    timeout = 300
+
+    def setup(self, decay, size):
+        self.A = _spectrum(500, 300, decay) if size == "small" else _spectrum(2000, 1000, decay)
+
+    def time_truncated_svd(self, decay, size):
+        truncated_svd(self.A, RANK, rng=0)
+
+    def peakmem_truncated_svd(self, decay, size):
+        truncated_svd(self.A, RANK, rng=0)
+
+
+class TruncatedSVDRatios:
+    """Same-process ratios (> 1: lowrank is faster) on 2000 x 1000 matrices, rank 20.
+
+    ``track_speedup_vs_arpack`` / ``_propack``: both at their default tol=0 (machine precision);
+    ``track_speedup_at_svds_accuracy``: truncated_svd with the loosest tol in 1e-4..1e-12 whose singular
+    values are at least as accurate (vs LAPACK) as ARPACK's, against ARPACK;
+    ``track_speedup_vs_sklearn_fast_decay``: fast decay, truncated_svd at tol=0 vs sklearn's randomized_svd.
+    The sparse case is a 2000 x 1000 random matrix of density 1%.
+    """
+
+    params = ["flat", "slow", "sparse"]
+    param_names = ["kind"]
+    timeout = 900
+    number = 1
+    repeat = 1
+
+    def setup(self, kind):
+        if kind == "sparse":
+            self.A = sp.random(2000, 1000, density=0.01, random_state=0, format="csr")
+            dense = self.A.toarray()
+        else:
+            self.A = dense = _spectrum(2000, 1000, kind)
+        self.exact = np.linalg.svd(dense, compute_uv=False)[:RANK]
+        truncated_svd(self.A, RANK, rng=0)
+
+    def _speedup(self, solver, **kwargs):
+        ours = best_of(lambda: truncated_svd(self.A, RANK, rng=0, **kwargs), repeat=2)
+        ref = best_of(lambda: svds(self.A, RANK, solver=solver, random_state=0), repeat=2)
+        return ref / ours
+
+    def track_speedup_vs_arpack(self, kind):
+        return self._speedup("arpack")
+
+    def track_speedup_vs_propack(self, kind):
+        return self._speedup("propack")
+
+    def track_speedup_at_svds_accuracy(self, kind):
+        target = np.max(np.abs(_svds_sorted_values(self.A, RANK, "arpack") - self.exact) / self.exact)
+        for tol in (1e-4, 1e-6, 1e-8, 1e-10, 1e-12, 0.0):
+            s = truncated_svd(self.A, RANK, tol=tol, rng=0).s
+            if np.max(np.abs(s - self.exact) / self.exact) <= max(target, 4 * np.finfo(float).eps):
+                break
+        return self._speedup("arpack", tol=tol)
+
+    def track_speedup_vs_sklearn_fast_decay(self, kind):
+        if kind != "flat":
+            raise NotImplementedError("one fast-decay case is enough (measured under kind='flat')")
+        A = _spectrum(2000, 1000, "fast")
+        ours = best_of(lambda: truncated_svd(A, RANK, rng=0), repeat=2)
+        ref = best_of(lambda: sk_randomized_svd(A, RANK, random_state=0), repeat=2)
+        return ref / ours
+
+    track_speedup_vs_arpack.unit = "ratio"
+    track_speedup_vs_propack.unit = "ratio"
+    track_speedup_at_svds_accuracy.unit = "ratio"
+    track_speedup_vs_sklearn_fast_decay.unit = "ratio"

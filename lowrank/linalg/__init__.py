@@ -13,10 +13,13 @@ from lowrank.linalg._randomized_svd import randomized_svd, svd_flip
 from lowrank.linalg._rank_selection import rank_by_energy, rank_by_knee
 from lowrank.linalg._rrqr import rrqr, strong_rrqr_bounds
 from lowrank.linalg._sparse_projection import sparse_random_projection
+from lowrank.linalg._truncated_svd import ConvergenceWarning, TruncatedSVDResult, truncated_svd
 from lowrank.linalg._weighted_svd import weighted_svd
 
 __all__ = [
+    "ConvergenceWarning",
     "LowRankApproximation",
+    "TruncatedSVDResult",
     "cur",
     "dct_basis",
     "householder_product",
@@ -31,5 +34,6 @@ __all__ = [
     "sparse_random_projection",
     "strong_rrqr_bounds",
     "svd_flip",
+    "truncated_svd",
     "weighted_svd",
 ]
