@@ -1,0 +1,145 @@
+"""lowrank.nn.compress: time/peak memory at two model widths (SVD and AFM), and AFM's output error
+relative to weight SVD at equal parameters on a trained ConvNet and a trained MLP.
+
+The models (and their data) are small and trained in seconds from a seed, so the ratio benchmark
+measures both methods on the same trained weights in the same process. The peer is plain
+truncated weight SVD (the strongest calibration-free baseline; torch has no compressor of its own).
+"""
+
+try:
+    import torch
+except ImportError:  # the torch extra is missing: asv skips these benchmarks
+    torch = None
+
+
+def conv_net(width, seed=0):
+    """Three 3x3 convolutions (width, 2*width, 2*width channels) and a linear head, on 3x16x16 images."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, 3))
+
+
+def mlp(width, seed=0):
+    """64 -> width -> width -> 10 with ReLUs (sklearn digits)."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+
+
+def shapes_data(n=2400, seed=0):
+    """procedural_shapes images (3x16x16) labelled by their shape: (train, calibration, test) tensors."""
+    from lowrank.datasets import procedural_shapes
+
+    images, factors = procedural_shapes(n, image_size=16, rng=seed)
+    x, y = torch.as_tensor(images), torch.as_tensor(factors[:, 0])
+    a, b = int(0.7 * n), int(0.8 * n)
+    return (x[:a], y[:a]), x[a:b], (x[b:], y[b:])
+
+
+def digits_data(seed=0):
+    """sklearn digits scaled to [0, 1]: (train, calibration, test) tensors."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(seed).permutation(len(y))
+    x, y = torch.as_tensor(X[order] / 16.0, dtype=torch.float32), torch.as_tensor(y[order])
+    a, b = int(0.7 * len(y)), int(0.8 * len(y))
+    return (x[:a], y[:a]), x[a:b], (x[b:], y[b:])
+
+
+def train(model, data, epochs, lr=3e-3, batch_size=64, seed=0):
+    """Plain Adam + cross-entropy; returns the model in eval mode."""
+    x, y = data
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=g).split(batch_size):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def output_error(small, model, x):
+    """Relative Frobenius error of the whole model's outputs (logits) on ``x``."""
+    with torch.no_grad():
+        y = model(x)
+        return float(torch.linalg.norm(small(x) - y) / torch.linalg.norm(y))
+
+
+def trained_models(seed=0):
+    """The trained ConvNet (width 16) and MLP (width 128) with their calibration and test data."""
+    torch.set_num_threads(1)
+    shapes_train, shapes_calib, shapes_test = shapes_data(seed=seed)
+    digits_train, digits_calib, digits_test = digits_data(seed=seed)
+    return {
+        "conv": (train(conv_net(16, seed), shapes_train, epochs=10), shapes_calib, shapes_test),
+        "mlp": (train(mlp(128, seed), digits_train, epochs=20), digits_calib, digits_test),
+    }
+
+
+TARGETS = {"conv": ["0", "3", "6"], "mlp": ["0", "2"]}  # the hidden layers (the heads stay dense)
+
+
+class CompressSpeed:
+    """time_/peakmem_ of ``compress`` on a ConvNet and an MLP at two widths (randomly initialized)."""
+
+    params = (["conv", "mlp"], [1, 4], ["svd", "afm"])
+    param_names = ["model", "width_factor", "method"]
+    timeout = 300
+
+    def setup(self, model, width_factor, method):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        torch.set_num_threads(1)
+        g = torch.Generator().manual_seed(0)
+        if model == "conv":
+            self.model = conv_net(16 * width_factor).eval()
+            self.calib = (torch.rand(512, 3, 16, 16, generator=g),)
+        else:
+            self.model = mlp(128 * width_factor).eval()
+            self.calib = (torch.rand(2048, 64, generator=g),)
+        self.calib = self.calib if method == "afm" else None
+        self.targets = TARGETS[model]
+
+    def time_compress(self, model, width_factor, method):
+        from lowrank.nn import compress
+
+        compress(self.model, method, self.calib, budget=0.25, targets=self.targets)
+
+    def peakmem_compress(self, model, width_factor, method):
+        from lowrank.nn import compress
+
+        compress(self.model, method, self.calib, budget=0.25, targets=self.targets)
+
+
+class CompressQuality:
+    """track_ AFM output error / weight-SVD output error at equal parameters (same rank per layer)."""
+
+    params = (["conv", "mlp"], [4, 16])
+    param_names = ["model", "rank"]
+    timeout = 600
+    number = 1
+    repeat = 1
+
+    def setup_cache(self):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        return trained_models()
+
+    def track_afm_over_svd_output_error(self, cache, model, rank):
+        from lowrank.nn import compress
+
+        net, calib, (x_test, _) = cache[model]
+        afm, rep_afm = compress(net, "afm", calib, rank=rank, targets=TARGETS[model])
+        svd, rep_svd = compress(net, "svd", rank=rank, targets=TARGETS[model])
+        if rep_afm.model_params_after != rep_svd.model_params_after:
+            raise RuntimeError("AFM and SVD should hold the same parameters at the same ranks")
+        return output_error(afm, net, x_test) / output_error(svd, net, x_test)
+
+    track_afm_over_svd_output_error.unit = "ratio"
