@@ -16,9 +16,10 @@ def register(subparsers):
         help="FastRP node embeddings of an edge-list file",
         description=(
             "Embed the vertices of a graph with FastRP (Chen et al., CIKM 2019). EDGES is a text file of "
-            "'source target [weight]' lines; the embedding (one row per vertex, in vertex order) is saved "
-            "with numpy.save. Vertex ids that are not integers are numbered in order of appearance and "
-            "their names written next to the output (OUT.nodes.txt)."
+            "'source target [weight]' lines (whitespace, comma or tab separated, an optional header row); the "
+            "embedding (one row per vertex) is saved with numpy.save. Vertex ids are labels: the ids present are "
+            "numbered (integers in increasing order, names in order of appearance) and, unless they are exactly "
+            "0..n-1, written one per line next to the output (OUT.nodes.txt: line i names row i)."
         ),
     )
     p.add_argument("edges", metavar="EDGES", help="edge-list file: 'source target [weight]' per line")
@@ -32,6 +33,10 @@ def register(subparsers):
     p.add_argument("--self-influence", type=float, default=0.0, help="GDS nodeSelfInfluence (default 0)")
     p.add_argument("--density", default="auto", help="projection density: auto, an int s (1/s) or a float")
     p.add_argument("--directed", action="store_true", help="read arcs as directed (default: undirected)")
+    p.add_argument(
+        "--ids-as-indices", action="store_true",
+        help="use integer vertex ids as row indices 0..max id (default: ids are labels, only those present count)",
+    )
     p.add_argument("--no-standardize", action="store_true", help="skip the final column standardization")
     p.add_argument("--float64", action="store_true", help="compute in float64 (default float32)")
     p.add_argument("--seed", type=int, default=0, help="projection seed (default 0)")
@@ -51,7 +56,7 @@ def _run(args):
     from lowrank._utils.io import atomic_write_bytes
     from lowrank.graphs import fastrp, read_edge_list
 
-    adjacency = read_edge_list(args.edges, directed=args.directed)
+    adjacency = read_edge_list(args.edges, directed=args.directed, reindex=not args.ids_as_indices)
     start = time.perf_counter()
     E = fastrp(
         adjacency.matrix, args.dim, iteration_weights=tuple(args.weights), normalization_strength=args.beta,

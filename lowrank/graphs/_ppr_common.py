@@ -108,11 +108,22 @@ def personalization_rows(adj, seeds, *, name="seeds"):
         idx = adj.index_of([seeds], name=name)
         return _unit_rows(idx, n)
     else:
+        if sp.issparse(seeds) or _is_torch(seeds):
+            raise TypeError(
+                f"`{name}` are vertices; a restart distribution given as a vector or matrix goes to `personalization=`"
+            )
         if isinstance(seeds, np.ndarray):
             if seeds.ndim != 1:
                 raise ValueError(
-                    f"`{name}` must be a vertex, a 1-D sequence of vertices or a dict, got a {seeds.ndim}-D array"
+                    f"`{name}` must be a vertex, a 1-D sequence of vertices or a dict, got a {seeds.ndim}-D array; "
+                    "a (k, n) matrix of restart distributions goes to `personalization=`"
                 )
+            if seeds.dtype.kind in "bfc" and not _labels_of_kind(adj, seeds.dtype.kind):
+                raise TypeError(
+                    f"`{name}` holds {seeds.dtype} values, not vertices; a weight vector over the vertices goes "
+                    "to `personalization=`"
+                )
+            _check_not_a_vector(seeds.tolist(), n, name)
             seeds = seeds.tolist()
         try:
             seeds = list(seeds)
@@ -144,6 +155,92 @@ def personalization_rows(adj, seeds, *, name="seeds"):
     M.sum_duplicates()
     M.sort_indices()
     M.data /= np.asarray(M.sum(axis=1)).ravel()[np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))]
+    return M
+
+
+def _check_not_a_vector(seeds, n, name):
+    """An integer array with one entry per vertex and repeats reads as a weight vector as easily as a seed
+    list: refuse to guess. (A Python list stays a list of seed vertices, repeats allowed.)"""
+    if n < 3 or len(seeds) != n:
+        return
+    if not all(isinstance(s, (numbers.Integral, np.integer)) and not isinstance(s, bool) for s in seeds):
+        return
+    if len(set(int(s) for s in seeds)) < n:
+        raise ValueError(
+            f"`{name}` is ambiguous: an array of {n} integers with repeats for a graph of {n} vertices may be a "
+            f"weight vector (then pass it as `personalization=`) or {n} seed vertices (then pass them as a list)"
+        )
+
+
+def _labels_of_kind(adj, kind):
+    """True when the graph's vertex labels are themselves bools/floats/complex (so such seeds are names)."""
+    if adj.labels is None or not adj.labels:
+        return False
+    probe = np.asarray(adj.labels[:1])
+    return probe.dtype.kind == kind
+
+
+def _is_torch(obj):
+    return type(obj).__module__.startswith("torch")
+
+
+def distribution_rows(adj, value, *, name="personalization", rows=None):
+    """A distribution (or a batch of them) over the vertices as a CSR (k, n) with rows summing to 1.
+
+    ``value``: a ``{vertex: weight}`` dict (k = 1), a sequence of such dicts, a length-n vector
+    (k = 1) or a (k, n) matrix (numpy, scipy sparse, torch, nested lists). Weights are normalized
+    per row; they must be finite and non-negative with a positive sum. ``rows``: the number of rows
+    required (a single row is broadcast to it), or None for any.
+    """
+    n = adj.n_nodes
+    if isinstance(value, dict) or (
+        isinstance(value, (list, tuple)) and value and all(isinstance(d, dict) for d in value)
+    ):
+        M = personalization_rows(adj, value, name=name)
+    else:
+        if isinstance(value, (str, bytes)) or value is None:
+            raise TypeError(
+                f"`{name}` must be a {{vertex: weight}} dict, a length-{n} vector or a (k, {n}) matrix, "
+                f"got {type(value).__name__}"
+            )
+        if _is_torch(value):
+            value = value.detach().cpu().numpy()
+        if sp.issparse(value):
+            M = sp.csr_matrix(value)
+            if M.ndim != 2:
+                raise ValueError(f"`{name}` must be 1-D or 2-D")
+        else:
+            try:
+                arr = np.asarray(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"`{name}` must be a dict, a vector or a matrix of weights") from None
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"`{name}` must hold real weights, got dtype {arr.dtype}")
+            if arr.ndim == 1:
+                arr = arr[None, :]
+            if arr.ndim != 2:
+                raise ValueError(f"`{name}` must be a length-{n} vector or a (k, {n}) matrix, got {arr.ndim}-D")
+            M = sp.csr_matrix(arr.astype(np.float64))
+        if M.shape[1] != n:
+            raise ValueError(
+                f"`{name}` must have one entry per vertex ({n}), got shape {tuple(np.shape(value))}"
+            )
+        if M.shape[0] == 0:
+            raise ValueError(f"`{name}` is empty")
+        M = sp.csr_matrix(M, dtype=np.float64)
+        M.sum_duplicates()
+        if not np.isfinite(M.data).all() or (M.data < 0).any():
+            raise ValueError(f"`{name}`: weights must be finite and non-negative")
+        M.eliminate_zeros()
+        sums = np.asarray(M.sum(axis=1)).ravel()
+        if (sums <= 0).any():
+            raise ValueError(f"`{name}`: row {int(np.flatnonzero(sums <= 0)[0])} has no positive weight")
+        M.sort_indices()
+        M.data /= np.repeat(sums, np.diff(M.indptr))
+    if rows is not None and M.shape[0] != rows:
+        if M.shape[0] != 1:
+            raise ValueError(f"`{name}` has {M.shape[0]} rows; expected 1 or {rows} (one per personalization)")
+        M = sp.csr_matrix(sp.vstack([M] * rows))
     return M
 
 

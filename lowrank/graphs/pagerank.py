@@ -8,10 +8,14 @@ the personalized PageRank vector ``pi`` solves
 where the out-mass of a dangling vertex (no out-arc, or only zero-weight arcs) returns to the
 personalization: ``P``'s dangling rows are replaced by ``p``. This is networkx's default when a
 personalization is given (``dangling=None``) and igraph's PRPACK's; each ``pi`` sums to 1. Self-loops
-are ordinary arcs; isolated vertices are dangling.
+are ordinary arcs; isolated vertices are dangling. ``dangling=d`` replaces the dangling rows by one
+fixed distribution ``d`` instead (networkx's ``dangling=``).
 """
 
+from dataclasses import dataclass
+
 import numpy as np
+import scipy.sparse as sp
 
 from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.validation import check_choice, check_float, check_int
@@ -19,6 +23,7 @@ from lowrank.graphs._ppr_common import (
     Transition,
     check_damping,
     column_batches,
+    distribution_rows,
     load_graph,
     pers_arrays,
     pers_transposed,
@@ -30,10 +35,26 @@ __all__ = ["personalized_pagerank"]
 _METHODS = ("power", "push", "powerwalk")
 
 
+@dataclass(frozen=True)
+class _Options:
+    """Validated options of one :func:`personalized_pagerank` call."""
+
+    alpha: float
+    tol: float
+    max_iter: int
+    method: str
+    top_k: int | None
+    dangling: np.ndarray | None  # (n,) distribution, or None: back to each row's personalization
+    nstart: sp.csr_matrix | None  # (k, n) starting distributions of the power iteration
+
+
 def personalized_pagerank(
     graph,
-    seeds,
+    seeds=None,
     *,
+    personalization=None,
+    dangling=None,
+    nstart=None,
     damping_factor=0.85,
     weights=None,
     tol=1e-6,
@@ -50,10 +71,28 @@ def personalized_pagerank(
         Adjacency with ``A[u, v]`` the weight of arc u -> v (row = source), a networkx
         ``Graph``/``DiGraph``, or an edge-list file ``source target [weight]`` (directed).
         See :func:`lowrank.graphs.as_adjacency`.
-    seeds : vertex, sequence of vertices, dict or sequence of dicts
+    seeds : vertex, sequence of vertices, dict or sequence of dicts, optional
         One vertex, a batch of vertices (one PPR vector per vertex), a personalization
         ``{vertex: weight}`` (weights are normalized) or a batch of such dicts. Vertices are
-        integers ``0..n-1``, or the node labels of a networkx graph / edge-list file.
+        integers ``0..n-1``, or the node labels of a networkx graph / edge-list file. Give
+        ``seeds`` or ``personalization``, not both. A float/bool array is refused (it is a weight
+        vector: use ``personalization``), and so is an integer array of ``n`` entries with repeats
+        on an ``n``-vertex graph (it reads as a weight vector as easily as ``n`` seeds; a Python
+        list is always a list of seeds).
+    personalization : dict, array_like of shape (n,) or (k, n), or sparse (k, n), optional
+        Restart distributions given by weight: a ``{vertex: weight}`` dict (networkx's
+        ``personalization``; missing vertices weigh 0), a length-n vector, or a (k, n) matrix
+        whose rows are k distributions (one PPR vector each). Rows are normalized to sum 1; weights
+        must be finite and non-negative with a positive sum. ``np.ones(n)`` gives global PageRank.
+    dangling : dict or array_like of shape (n,), optional
+        networkx's ``dangling``: where the out-mass of a dangling vertex goes, as one distribution
+        over the vertices (normalized) shared by every row. Default None: back to each row's own
+        personalization. ``method="power"`` only.
+    nstart : dict or array_like of shape (n,) or (k, n), optional
+        networkx's ``nstart``: starting distributions of the power iteration (a warm start, e.g.
+        a previous answer on a slightly changed graph). A single row starts every personalization.
+        It changes the number of iterations, not the answer (``tol`` still bounds the error).
+        Default: the personalization itself. ``method="power"`` only.
     damping_factor : float, default=0.85
         Probability ``alpha`` of following an arc, in (0, 1).
     weights : None, bool or str, default=None
@@ -89,10 +128,13 @@ def personalized_pagerank(
     Raises
     ------
     ValueError
-        Unknown seed vertex, negative/non-finite weights, empty graph, ``damping_factor`` outside
-        (0, 1), ``tol <= 0``, bad ``top_k``.
+        Unknown seed vertex, negative/non-finite weights, empty graph (also an empty networkx
+        graph), ``damping_factor`` outside (0, 1), ``tol <= 0``, bad ``top_k``, both or neither of
+        ``seeds`` and ``personalization``, an ambiguous ``seeds``, a ``personalization`` /
+        ``dangling`` / ``nstart`` of the wrong length, ``dangling`` or ``nstart`` with a method
+        other than ``"power"``.
     TypeError
-        Unsupported graph or seeds type.
+        Unsupported graph, seeds or personalization type (a float array given as ``seeds``).
 
     References
     ----------
@@ -118,41 +160,83 @@ def personalized_pagerank(
     >>> idx, scores = personalized_pagerank(A, [0, 3], top_k=2)
     >>> idx.tolist()
     [[0, 1], [3, 4]]
-    """
-    adj, P, alpha, tol, max_iter, method, top_k = _iv(
-        graph, seeds, damping_factor, weights, tol, max_iter, method, top_k
-    )
-    if method == "power":
-        X = _power(P, adj, alpha, tol, max_iter)
-    elif method == "push":
-        X = _push(P, adj, alpha, tol)
-    else:
-        from lowrank.graphs.powerwalk import PowerWalk
 
-        pw = PowerWalk(damping_factor=alpha, random_state=rng)
-        pw._fit_adjacency(adj)
-        X = pw._query_rows(P, n_decomp=min(max_iter, 10), threshold=pw._default_threshold())
-    if top_k is not None:
-        return top_k_rows(X, top_k)
+    A weight vector over the vertices is a ``personalization``, and ``dangling`` says where the
+    mass of a vertex without out-arcs goes (here vertex 4 loses its arc and sends it to vertex 2):
+
+    >>> B = A.tolil(); B[4, 0] = 0; B = B.tocsr(); B.eliminate_zeros()
+    >>> pi = personalized_pagerank(B, personalization=np.array([1, 0, 0, 0, 0]), dangling={2: 1.0})
+    >>> pi.shape, round(float(pi.sum()), 6)
+    ((1, 5), 1.0)
+    """
+    adj, P, opts = _iv(graph, seeds, personalization, dangling, nstart, damping_factor, weights, tol, max_iter,
+                       method, top_k)
+    X = _solve(adj, P, opts, rng)
+    if opts.top_k is not None:
+        return top_k_rows(X, opts.top_k)
     return X
 
 
-def _iv(graph, seeds, damping_factor, weights, tol, max_iter, method, top_k):
+def _solve(adj, P, opts, rng=None):
+    """Body of :func:`personalized_pagerank` without validation: (k, n) scores."""
+    if opts.method == "power":
+        if opts.dangling is None:
+            return _power(P, adj, opts.alpha, opts.tol, opts.max_iter, nstart=opts.nstart)
+        return _power_fixed_dangling(P, adj, opts.dangling, opts.alpha, opts.tol, opts.max_iter, nstart=opts.nstart)
+    if opts.method == "push":
+        return _push(P, adj, opts.alpha, opts.tol)
+    from lowrank.graphs.powerwalk import PowerWalk
+
+    pw = PowerWalk(damping_factor=opts.alpha, random_state=rng)
+    pw._fit_adjacency(adj)
+    return pw._query_rows(P, n_decomp=min(opts.max_iter, 10), threshold=pw._default_threshold())
+
+
+def _iv(graph, seeds, personalization, dangling, nstart, damping_factor, weights, tol, max_iter, method, top_k):
     alpha = check_damping(damping_factor)
     tol = check_float(tol, "tol", low=0.0, low_inclusive=False)
     max_iter = check_int(max_iter, "max_iter", low=1)
     method = check_choice(method, "method", _METHODS)
+    if method != "power":
+        for name, value in (("dangling", dangling), ("nstart", nstart)):
+            if value is not None:
+                raise ValueError(f"`{name}` is supported by method='power' only, got method={method!r}")
+    if (seeds is None) == (personalization is None):
+        raise ValueError(
+            "give either `seeds` (vertices) or `personalization` (restart distributions by weight), "
+            + ("not both" if seeds is not None else "got neither")
+        )
     adj = load_graph(graph, weights)
     if top_k is not None:
         top_k = check_int(top_k, "top_k", low=1, high=adj.n_nodes)
-    P = personalization_rows(adj, seeds)
-    return adj, P, alpha, tol, max_iter, method, top_k
+    if seeds is not None:
+        P = personalization_rows(adj, seeds)
+    else:
+        P = distribution_rows(adj, personalization, name="personalization")
+    if dangling is not None:
+        D = distribution_rows(adj, dangling, name="dangling")
+        if D.shape[0] != 1:
+            raise ValueError(f"`dangling` must be one distribution (a dict or a length-{adj.n_nodes} vector)")
+        dangling = D.toarray().ravel()
+    if nstart is not None:
+        nstart = distribution_rows(adj, nstart, name="nstart", rows=P.shape[0])
+    return adj, P, _Options(alpha, tol, max_iter, method, top_k, dangling, nstart)
 
 
-def _power(P, adj, alpha, tol, max_iter):
-    """Body of the exact batched solver: returns (k, n)."""
+def _warn_max_iter(bound, tol, max_iter):
     import warnings
 
+    if (bound > tol).any():
+        warnings.warn(
+            f"personalized_pagerank: max_iter={max_iter} reached with an L1 error bound of "
+            f"{bound.max():.2e} > tol={tol:.1e}; raise `max_iter`",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _power(P, adj, alpha, tol, max_iter, *, nstart=None):
+    """Body of the exact batched solver: returns (k, n). ``nstart``: (k, n) start, default ``P``."""
     from lowrank.graphs import _ppr_kernels as K
 
     tr = Transition(adj.matrix)
@@ -160,6 +244,7 @@ def _power(P, adj, alpha, tol, max_iter):
     dangling_idx = np.flatnonzero(tr.dangling).astype(np.int64)
     out = np.empty(P.shape)
     bound = np.zeros(P.shape[0])
+    start = P if nstart is None else nstart
     for lo, hi in column_batches(P.shape[0], tr.n):
         Pb = P[lo:hi]
         X, _, bound[lo:hi] = K.power_block(
@@ -168,19 +253,44 @@ def _power(P, adj, alpha, tol, max_iter):
             t_probs,
             dangling_idx,
             *pers_transposed(Pb),
-            np.ascontiguousarray(Pb.toarray().T),
+            np.ascontiguousarray(start[lo:hi].toarray().T),
             alpha,
             tol,
             max_iter,
         )
         out[lo:hi] = X.T
-    if (bound > tol).any():
-        warnings.warn(
-            f"personalized_pagerank: max_iter={max_iter} reached with an L1 error bound of "
-            f"{bound.max():.2e} > tol={tol:.1e}; raise `max_iter`",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    _warn_max_iter(bound, tol, max_iter)
+    return out
+
+
+def _power_fixed_dangling(P, adj, d, alpha, tol, max_iter, *, nstart=None):
+    """Power iteration where dangling mass goes to the fixed distribution ``d`` (networkx's ``dangling``).
+
+    ``x <- alpha x P0 + (1 - alpha) p + alpha (x . 1_dangling) d`` on a (n, batch) block with scipy's
+    CSR x dense product (``P0``: P with zero dangling rows); the same stopping rule and error bound
+    as :func:`_power`. Returns (k, n).
+    """
+    tr = Transition(adj.matrix)
+    MT = tr.matrix().T.tocsr()
+    dangling = tr.dangling
+    factor = alpha / (1.0 - alpha)
+    out = np.empty(P.shape)
+    bound = np.full(P.shape[0], np.inf)
+    start = P if nstart is None else nstart
+    for lo, hi in column_batches(P.shape[0], tr.n):
+        teleport = (1.0 - alpha) * P[lo:hi].toarray().T
+        X = np.ascontiguousarray(start[lo:hi].toarray().T)
+        for _ in range(max_iter):
+            lost = X[dangling].sum(axis=0)
+            Y = alpha * (MT @ X)
+            Y += teleport
+            Y += np.outer(d, alpha * lost)
+            bound[lo:hi] = factor * np.abs(Y - X).sum(axis=0)
+            X = Y
+            if (bound[lo:hi] <= tol).all():
+                break
+        out[lo:hi] = X.T
+    _warn_max_iter(bound, tol, max_iter)
     return out
 
 

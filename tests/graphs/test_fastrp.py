@@ -348,10 +348,30 @@ def test_cli_writes_the_embedding(tmp_path):
     edges = tmp_path / "edges.txt"
     edges.write_text("".join(f"{i} {j}\n" for i, j in zip(coo.row, coo.col)))
     out = tmp_path / "emb.npy"
-    assert main(["fastrp", str(edges), "--dim", "16", "--seed", "3", "--weights", "1", "2", "-o", str(out)]) == 0
+    args = ["fastrp", str(edges), "--dim", "16", "--seed", "3", "--weights", "1", "2", "-o", str(out)]
+    assert main(args + ["--ids-as-indices"]) == 0
     E = np.load(out)
     n = int(max(coo.row.max(), coo.col.max())) + 1
     np.testing.assert_array_equal(E, fastrp(A[:n, :n], 16, iteration_weights=(1.0, 2.0), rng=3))
+    # by default ids are labels: only the vertices present are embedded, named in OUT.nodes.txt
+    assert main(args) == 0
+    present = np.unique(np.concatenate([coo.row, coo.col]))
+    names = [int(line) for line in (tmp_path / "emb.npy.nodes.txt").read_text().split()]
+    if present.size < n:  # this graph has an isolated vertex, so the rows are relabelled
+        assert names == present.tolist()
+    sub = A[present][:, present]
+    np.testing.assert_array_equal(np.load(out), fastrp(sub, 16, iteration_weights=(1.0, 2.0), rng=3))
+
+
+def test_cli_reports_snap_ids_by_label(tmp_path):
+    from lowrank.cli import main
+
+    edges = tmp_path / "snap.txt"
+    edges.write_text("# FromNodeId\tToNodeId\n5\t3352\n3352\t17\n17\t5\n")
+    out = tmp_path / "emb.npy"
+    assert main(["fastrp", str(edges), "--dim", "4", "--weights", "1", "-o", str(out)]) == 0
+    assert np.load(out).shape == (3, 4)
+    assert (tmp_path / "emb.npy.nodes.txt").read_text().split() == ["5", "17", "3352"]
 
 
 def test_cli_help_and_demo_rows():

@@ -221,6 +221,23 @@ def test_cli(tmp_path):
     np.testing.assert_allclose([float(row[2]) for row in lines[2:]], scores[1], rtol=1e-6)
 
 
+def test_cli_reports_by_label(tmp_path):
+    from lowrank.cli import main
+
+    path = tmp_path / "edges.csv"
+    path.write_text("source,target,weight\n3352,17,1\n17,900,2\n900,3352,1\n17,3352,1\n")
+    out = tmp_path / "out.txt"
+    assert main(["ppr", str(path), "--seeds", "17", "--top-k", "3", "--tol", "1e-10", "--output", str(out)]) == 0
+    rows = [line.split("\t") for line in out.read_text().splitlines() if not line.startswith("#")]
+    G = nx.DiGraph()
+    G.add_weighted_edges_from([(3352, 17, 1.0), (17, 900, 2.0), (900, 3352, 1.0), (17, 3352, 1.0)])
+    pr = nx.pagerank(G, alpha=ALPHA, personalization={17: 1}, tol=1e-14, max_iter=10_000)
+    assert [int(r[0]) for r in rows] == [17, 17, 17]
+    assert {int(r[1]): float(r[2]) for r in rows} == pytest.approx(pr, abs=1e-8)
+    with pytest.raises(ValueError, match="unknown vertex"):  # 2 is no label of this file (17, 900, 3352)
+        personalized_pagerank(path, [2])
+
+
 def test_cli_help_runs_in_a_subprocess():
     cmd = [sys.executable, "-m", "lowrank", "ppr", "--help"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)

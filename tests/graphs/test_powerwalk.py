@@ -100,6 +100,52 @@ def _numpy_query(pw, A, seeds, T):
     return np.array(out)
 
 
+def _ring_with_dangling(n=3000, seed=0, frac=0.03):
+    """Directed ring i -> i+1 with two short forward chords per vertex; ``frac`` of the vertices dangling."""
+    rng = np.random.default_rng(seed)
+    src = np.tile(np.arange(n), 3)
+    dst = np.concatenate([np.arange(1, n + 1), np.arange(n) + rng.integers(2, 50, n), np.arange(n) + rng.integers(2, 50, n)])
+    dead = rng.choice(n, int(frac * n), replace=False)
+    keep = ~np.isin(src, dead)
+    A = sp.csr_matrix((np.ones(keep.sum()), (src[keep], dst[keep] % n)), shape=(n, n))
+    A.data[:] = 1.0
+    return A
+
+
+@pytest.mark.parametrize("kind", ["barabasi_albert", "ring_with_dangling"])
+def test_default_tol_meets_the_documented_accuracy(kind):
+    if kind == "barabasi_albert":
+        A = sp.csr_matrix(nx.to_scipy_sparse_array(nx.barabasi_albert_graph(3000, 5, seed=0), format="csr"))
+    else:
+        A = _ring_with_dangling()
+        assert (np.diff(A.indptr) == 0).mean() == pytest.approx(0.03)
+    seeds = list(range(0, 3000, 150))
+    exact = personalized_pagerank(A, seeds, tol=1e-10, max_iter=1000)
+    pw = PowerWalk(random_state=0).fit(A)
+    X = pw.query(seeds)
+    err = np.abs(X - exact).sum(axis=1)
+    assert err.max() <= 0.04  # the guarantee of the default tol
+    assert err.mean() <= 0.01  # the accuracy documented in query's docstring
+    # tol picks the steps: the fewest T with 2 alpha^T <= tol
+    np.testing.assert_array_equal(X, pw.query(seeds, n_decomp=25))
+    assert 2 * ALPHA**25 <= 0.04 < 2 * ALPHA**24
+    errors = [np.abs(pw.query(seeds, tol=t) - exact).sum(axis=1).max() for t in (0.5, 0.1, 0.01)]
+    assert errors[0] > errors[1] > errors[2] and all(e <= t for e, t in zip(errors, (0.5, 0.1, 0.01)))
+
+
+def test_tol_is_a_guarantee_even_with_one_walk(directed):
+    seeds = [0, 4, 2, 50, 120]
+    exact = personalized_pagerank(directed, seeds, tol=1e-11, max_iter=1000)
+    pw = PowerWalk(n_walks=1, walk_length=3, random_state=1).fit(directed)  # very rough fingerprints
+    for tol in (1.0, 0.3, 0.05, 1e-3):
+        assert np.abs(pw.query(seeds, tol=tol) - exact).sum(axis=1).max() <= tol
+    with pytest.raises(ValueError, match="not both"):
+        pw.query(seeds, tol=0.1, n_decomp=3)
+    with pytest.raises(ValueError, match="tol"):
+        pw.query(seeds, tol=0.0)
+    np.testing.assert_array_equal(pw.query(seeds, tol=2.0), pw.query(seeds, n_decomp=0))
+
+
 @pytest.mark.parametrize("threshold", [0.0, 1e-300])
 def test_query_kernels_match_plain_numpy(directed, threshold):
     pw = PowerWalk(n_walks=5, random_state=4).fit(directed)
