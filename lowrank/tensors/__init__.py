@@ -11,6 +11,8 @@ __getattr__, __dir__, __all__ = attach(
         "tucker": "decomposition",
         "partial_tucker": "decomposition",
         "cp_als": "decomposition",
+        "non_negative_cp": "decomposition",
+        "non_negative_tucker": "decomposition",
         "tt_svd": "decomposition",
         "Tucker": "decomposition",
         "CP": "decomposition",

@@ -8,17 +8,28 @@ Results are :class:`tensorly.tucker_tensor.TuckerTensor`, :class:`tensorly.cp_te
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.backend import is_torch
 from lowrank._utils.rng import as_generator
-from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank._utils.validation import check_choice, check_float, check_int, validate_data
 from lowrank.tensors._cp import cp_body
 from lowrank.tensors._tensor_ops import as_mask, as_modes, as_ranks, as_tensor
 from lowrank.tensors._tt import tt_body, tt_em_body
 from lowrank.tensors._tucker import hooi_body, hosvd_body, st_hosvd_body
 
-__all__ = ["hosvd", "st_hosvd", "tucker", "partial_tucker", "cp_als", "tt_svd", "Tucker", "CP"]
+__all__ = [
+    "hosvd",
+    "st_hosvd",
+    "tucker",
+    "partial_tucker",
+    "cp_als",
+    "non_negative_cp",
+    "non_negative_tucker",
+    "tt_svd",
+    "Tucker",
+    "CP",
+]
 
 _SVD_METHODS = ("gram", "randomized")
 
@@ -618,3 +629,243 @@ class CP(_TensorDecomposition):
         self.reconstruction_error_ = errors[-1]
         self.n_iter_ = len(errors)
         return self
+
+
+# ----------------------------------------------------------------------------- non-negative CP / Tucker
+
+
+def _iv_modes_set(modes, ndim, name, *, default):
+    if modes is None:
+        return set(default)
+    if isinstance(modes, str):
+        if modes != "all":
+            raise ValueError(f"`{name}` must be 'all' or a collection of mode indices, got {modes!r}")
+        return set(range(ndim))
+    if isinstance(modes, (int, np.integer)) and not isinstance(modes, bool):
+        modes = [modes]
+    try:
+        out = {check_int(m, name, low=-ndim, high=ndim - 1) % ndim for m in modes}
+    except TypeError:
+        raise TypeError(f"`{name}` must be a collection of mode indices, got {modes!r}") from None
+    return out
+
+
+def _iv_callback(callback):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"`callback` must be callable or None, got {type(callback).__name__}")
+    return callback
+
+
+def _iv_factor_list(init, X, ranks, what):
+    """A list/tuple of factors (or an object with ``.factors``): check shapes, convert to X's backend."""
+    factors = init.factors if hasattr(init, "factors") else init
+    if not isinstance(factors, (list, tuple)) or len(factors) != X.ndim:
+        raise ValueError(f"`init` must be 'svd', 'random', a {what} or a list of {X.ndim} factors")
+    out = []
+    for m, (F, r) in enumerate(zip(factors, ranks)):
+        F = as_tensor(F, "init factor")[0]
+        if tuple(F.shape) != (X.shape[m], r):
+            raise ValueError(f"`init` factor {m} must have shape {(X.shape[m], r)}, got {tuple(F.shape)}")
+        out.append(_like(F, X))
+    return out
+
+
+def _like(F, X):
+    if is_torch(X):
+        import torch
+
+        return torch.as_tensor(F, dtype=X.dtype, device=X.device)
+    return np.asarray(F, dtype=X.dtype)
+
+
+def _iv_nn_cp(tensor, rank, init, n_iter_max, tol, nn_modes, fixed_modes, mask, callback, rng):
+    X, xp = as_tensor(tensor, "tensor", allow_nan=mask is not None)
+    X, M = as_mask(mask, X, xp)
+    rank = check_int(rank, "rank", low=1)
+    if isinstance(init, str):
+        check_choice(init, "init", ("svd", "random"))
+    else:
+        factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
+        weights = getattr(init, "weights", None)
+        if weights is not None:
+            factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
+        init = factors
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
+    tol = check_float(tol, "tol", low=0)
+    nn_modes = _iv_modes_set(nn_modes, X.ndim, "nn_modes", default=range(X.ndim))
+    fixed_modes = _iv_modes_set(fixed_modes, X.ndim, "fixed_modes", default=())
+    if fixed_modes and isinstance(init, str):
+        raise ValueError("`fixed_modes` needs `init` given as factors (the fixed ones are kept as given)")
+    return X, M, xp, rank, init, n_iter_max, tol, nn_modes, fixed_modes, _iv_callback(callback), as_generator(rng)
+
+
+def _nn_cp_run(X, M, xp, rank, init, n_iter_max, tol, nn_modes, fixed_modes, callback, gen):
+    from lowrank.tensors._nonnegative import nn_cp_body, nn_cp_init
+
+    start = nn_cp_init(X, rank, init, gen, xp, M=M)
+    return nn_cp_body(X, start, n_iter_max, tol, nn_modes, fixed_modes, M, callback, xp)
+
+
+def non_negative_cp(
+    tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, nn_modes="all", fixed_modes=None, mask=None, callback=None, rng=None
+):
+    """Non-negative CP (PARAFAC) by hierarchical ALS, as TensorLy's ``non_negative_parafac_hals``.
+
+    Each sweep computes one MTTKRP per mode and then runs column-wise HALS updates on the small
+    normal equations (``V = *_m A_m^T A_m``) until they stop moving the factor (at most 10 inner
+    sweeps; Gillis & Glineur's acceleration), so the tensor is read once per mode and sweep.
+    With ``mask`` the missing entries are re-imputed from the current model before every sweep (EM).
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2`` (non-negative data is the usual case; it is not required).
+        Entries outside ``mask`` may be NaN.
+    rank : int
+        Number of rank-one components.
+    init : {"svd", "random"}, CPTensor or list of arrays, default="svd"
+        ``"svd"``: absolute values of each mode's leading singular vectors, scaled to the best fit;
+        ``"random"``: uniform [0, 1) factors, scaled; or factors ``(I_k, rank)`` (weights of a
+        CPTensor are folded into the first factor).
+    n_iter_max : int, default=100
+        Maximum outer sweeps; 0 returns the (normalized) initialization.
+    tol : float, default=1e-8
+        Stop when the relative error changes by at most ``tol`` between sweeps (TensorLy's
+        absolute criterion).
+    nn_modes : "all" or collection of int, default="all"
+        Modes constrained to be non-negative; the others are solved unconstrained (coordinate
+        descent on the same normal equations).
+    fixed_modes : collection of int, default=None
+        Modes whose factors stay as given in ``init`` (which must then be factors).
+    mask : array of bool, default=None
+        True where observed; errors are then measured on the observed entries.
+    callback : callable, default=None
+        ``callback(iteration, rel_error, factors)`` after every sweep; returning True stops.
+    rng : None, int or numpy.random.Generator, default=None
+        Randomness of ``init="random"`` and of padding columns.
+
+    Returns
+    -------
+    tensorly.cp_tensor.CPTensor
+        ``(weights, factors)`` with unit-norm factor columns and weights in decreasing order.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, rank, ``init`` shapes, ``n_iter_max``, ``tol``, modes, mask, or NaN/inf.
+    TypeError
+        Complex or non-numeric tensor, a non-callable ``callback``.
+
+    References
+    ----------
+    A. Cichocki, A.-H. Phan, "Fast local algorithms for large scale nonnegative matrix and tensor
+    factorizations", IEICE Trans. Fundamentals E92-A(3), 2009;
+    N. Gillis, F. Glineur, "Accelerated multiplicative updates and hierarchical ALS algorithms for
+    nonnegative matrix factorization", Neural Computation 24(4), 2012, arXiv:1107.5194.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import non_negative_cp
+    >>> rng = np.random.default_rng(0)
+    >>> A, B, C = (rng.random((n, 2)) for n in (6, 7, 8))
+    >>> X = np.einsum("ir,jr,kr->ijk", A, B, C)
+    >>> cp = non_negative_cp(X, 2, n_iter_max=500, tol=0, rng=0)
+    >>> bool(np.linalg.norm(cp.to_tensor() - X) / np.linalg.norm(X) < 1e-4), bool(min(f.min() for f in cp.factors) >= 0)
+    (True, True)
+    """
+    args = _iv_nn_cp(tensor, rank, init, n_iter_max, tol, nn_modes, fixed_modes, mask, callback, rng)
+    weights, factors, _ = _nn_cp_run(*args)
+    return _tl().cp_tensor.CPTensor((weights, factors))
+
+
+def _iv_nn_tucker(tensor, rank, init, n_iter_max, tol, fixed_modes, mask, callback, rng):
+    X, xp = as_tensor(tensor, "tensor", allow_nan=mask is not None)
+    X, M = as_mask(mask, X, xp)
+    ranks = list(X.shape) if rank is None else as_ranks(rank, X.shape)
+    if isinstance(init, str):
+        check_choice(init, "init", ("svd", "random"))
+    else:
+        core = getattr(init, "core", None)
+        if core is None and isinstance(init, (list, tuple)) and len(init) == 2 and isinstance(init[1], (list, tuple)):
+            core, init = init
+        if core is None:
+            raise ValueError("`init` for non_negative_tucker must be 'svd', 'random' or a TuckerTensor (core and factors)")
+        factors = _iv_factor_list(init, X, ranks, "TuckerTensor")
+        core = _like(as_tensor(core, "init core", min_ndim=1)[0], X)
+        if tuple(core.shape) != tuple(ranks):
+            raise ValueError(f"`init` core must have shape {tuple(ranks)}, got {tuple(core.shape)}")
+        init = (core, factors)
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
+    tol = check_float(tol, "tol", low=0)
+    fixed_modes = _iv_modes_set(fixed_modes, X.ndim, "fixed_modes", default=())
+    if fixed_modes and isinstance(init, str):
+        raise ValueError("`fixed_modes` needs `init` given as a TuckerTensor (the fixed factors are kept as given)")
+    return X, M, xp, ranks, init, n_iter_max, tol, fixed_modes, _iv_callback(callback), as_generator(rng)
+
+
+def _nn_tucker_run(X, M, xp, ranks, init, n_iter_max, tol, fixed_modes, callback, gen):
+    from lowrank.tensors._nonnegative import nn_tucker_body, nn_tucker_init
+
+    core, factors = nn_tucker_init(X, ranks, init, gen, xp, M=M)
+    return nn_tucker_body(X, core, factors, n_iter_max, tol, fixed_modes, M, callback, xp)
+
+
+def non_negative_tucker(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, fixed_modes=None, mask=None, callback=None, rng=None):
+    """Non-negative Tucker decomposition: HALS factor updates and an accelerated projected-gradient
+    (FISTA) core update, as TensorLy's ``non_negative_tucker_hals``.
+
+    Every factor update uses the Gram trick: ``W = X_(n) B^T`` from one partial projection of the
+    tensor and ``V = B B^T`` from the core and the small factor Grams, then column HALS sweeps.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real tensor, ``K >= 2``; entries outside ``mask`` may be NaN.
+    rank : int, sequence of int or None
+        Multilinear rank; None means the full rank ``tensor.shape``.
+    init : {"svd", "random"} or TuckerTensor, default="svd"
+        ``"svd"``: absolute HOSVD factors and the clipped projected core, scaled to the best fit;
+        ``"random"``: uniform [0, 1) factors and core; or a ``(core, factors)`` decomposition.
+    n_iter_max : int, default=100
+        Maximum outer sweeps; 0 returns the initialization.
+    tol : float, default=1e-8
+        Stop when the relative error changes by at most ``tol`` between sweeps.
+    fixed_modes : collection of int, default=None
+        Modes whose factors stay as given in ``init``.
+    mask : array of bool, default=None
+        True where observed (EM imputation before every sweep).
+    callback : callable, default=None
+        ``callback(iteration, rel_error, factors)`` after every sweep; returning True stops.
+    rng : None, int or numpy.random.Generator, default=None
+
+    Returns
+    -------
+    tensorly.tucker_tensor.TuckerTensor
+        Non-negative core and factors.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, ranks, ``init``, options, mask, or NaN/inf.
+    TypeError
+        Complex or non-numeric tensor, a non-callable ``callback``.
+
+    References
+    ----------
+    Y.-D. Kim, S. Choi, "Nonnegative Tucker decomposition", CVPR 2007;
+    A. Beck, M. Teboulle, "A fast iterative shrinkage-thresholding algorithm", SIAM J. Imaging Sci. 2(1), 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import non_negative_tucker
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((6, 7, 8))
+    >>> T = non_negative_tucker(X, rank=2, rng=0)
+    >>> bool(T.core.min() >= 0 and min(f.min() for f in T.factors) >= 0)
+    True
+    """
+    args = _iv_nn_tucker(tensor, rank, init, n_iter_max, tol, fixed_modes, mask, callback, rng)
+    core, factors, _ = _nn_tucker_run(*args)
+    return _tl().tucker_tensor.TuckerTensor((core, factors))
