@@ -392,7 +392,7 @@ def test_torch_tensors_are_rejected_with_a_hint():
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match=r"`source`: torch tensors are not supported"):
         top_eigenvector_stream(torch.ones(5, 3))
-    with pytest.raises(TypeError, match=r"batch 0: torch tensors are not supported"):
+    with pytest.raises(TypeError, match=r"`source` batch 0: torch tensors are not supported"):
         top_eigenvector_stream(iter([torch.ones(5, 3)]))
 
 

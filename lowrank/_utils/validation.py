@@ -90,3 +90,35 @@ def check_matrix(A, name="A", *, accept_sparse=True, dtype_float=True, allow_emp
 def result_dtype(*dtypes):
     """float32 when every input is float32, else float64 (avoids NumPy 2 scalar promotion surprises)."""
     return np.float32 if all(np.dtype(d) == np.float32 for d in dtypes) else np.float64
+
+
+def _holds_strings(value):
+    if isinstance(value, str) or value is None:
+        return False
+    dtype = getattr(value, "dtype", None)
+    if dtype is None and isinstance(value, (list, tuple)):
+        try:
+            dtype = np.asarray(value).dtype
+        except (ValueError, TypeError):  # ragged: sklearn reports it
+            return False
+    return isinstance(dtype, np.dtype) and dtype.kind in "USV"
+
+
+def validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
+    """``sklearn.utils.validation.validate_data``, refusing string data first.
+
+    sklearn's own ``dtype="numeric"`` rejects arrays of strings, but a list of dtypes (which our
+    estimators pass to preserve float32) silently converts ``["1", "2.5"]`` to numbers. The
+    estimators of lowrank validate through this one function so they all reject it.
+
+    Raises
+    ------
+    TypeError
+        If ``X`` or ``y`` holds strings or bytes.
+    """
+    from sklearn.utils.validation import validate_data as sklearn_validate_data
+
+    for name, value in (("X", X), ("y", y)):
+        if _holds_strings(value):
+            raise TypeError(f"`{name}` holds strings ({np.asarray(value).dtype}); convert it to numbers explicitly")
+    return sklearn_validate_data(estimator, X, y, **kwargs)

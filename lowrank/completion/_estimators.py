@@ -8,12 +8,13 @@ columns: each row's factor is fitted to its observed entries against the learned
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.rng import as_generator
+from lowrank._utils.validation import validate_data
 from lowrank.completion import _kernels
-from lowrank.completion._complete import _complete, _iv
+from lowrank.completion._complete import _complete, _iv, bias_column
+from lowrank.completion._engine import single_threaded_blas
 from lowrank.completion._input import observed_entries
 
 _RANK_TOO_LARGE = "the default rank=2 exceeds min(X.shape)=1; we raise a ValueError naming `rank`"
@@ -51,9 +52,9 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"), ensure_all_finite="allow-nan",
                           dtype=(np.float64, np.float32))
-        opts = self._options()
+        entries, opts = _iv(X, None, client=None, **self._options())
         gen = as_generator(self.random_state, name="random_state")
-        result = _complete(_iv(X, mask=None, client=None, **opts), gen)
+        result = _complete(entries, opts, gen)
         self.result_ = result
         self.row_factors_ = result.U
         self.components_ = result.V.T
@@ -72,8 +73,9 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Return ``X`` (dense) with missing entries filled by fold-in against the fitted column factors.
 
-        Each row ``x`` gets ``u = argmin ||x_obs - mean - col_bias_obs - b - V_obs u||^2 + alpha ||u||^2``
-        (``b`` a row bias when ``bias=True``); rows without observed entries get the baseline.
+        Each row ``x`` gets ``(u, b) = argmin ||x_obs - mean - col_bias_obs - b - V_obs u||^2 + alpha ||u||^2
+        + bias_alpha b^2`` (the fitted penalties; ``b`` only with biases), an exact ridge solve; rows
+        without observed entries (new users with no rating) get ``mean + col_bias``.
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=("csr", "csc", "coo"), ensure_all_finite="allow-nan",
@@ -82,17 +84,21 @@ class _CompletionEstimator(TransformerMixin, BaseEstimator):
         result = self.result_
         n_samples = X.shape[0]
         V = result.V
+        alpha = result.alpha or 0.0
         bias = bool(result.row_bias.any() or result.col_bias.any() or result.global_mean != 0.0)
+        c = 1.0
         if bias:
-            V = np.hstack([V, np.ones((V.shape[0], 1))])
+            # the bias rides on a constant column c: a ridge alpha on b / c is bias_alpha on b
+            c = bias_column(alpha, result.bias_alpha)
+            V = np.hstack([V, np.full((V.shape[0], 1), c)])
         resid = values - result.global_mean - result.col_bias[cols]
         indptr = np.zeros(n_samples + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=n_samples), out=indptr[1:])
         factors = np.zeros((n_samples, V.shape[1]))
         resid2 = np.empty(n_samples)
-        with threadpool_limits(limits=1, user_api="blas"):  # the row kernels already use every core
+        with single_threaded_blas():  # the row kernels already use every core
             _kernels.run_rows(_kernels.solve_rows_exact, indptr, indptr, cols.astype(np.int64), resid,
-                              np.ascontiguousarray(V), factors, float(getattr(self, "alpha", 0.0)), resid2)
+                              np.ascontiguousarray(V), factors, float(alpha), resid2)
         filled = factors @ V.T + result.global_mean + result.col_bias[None, :]
         filled[rows, cols] = values
         return filled
@@ -139,11 +145,17 @@ class RobustAltMin(_CompletionEstimator):
 
     Parameters
     ----------
-    rank : int, default=2
-    alpha : float, default=0.0
-        L2 regularization of both factors.
-    bias : bool, default=False
-        Fit global, row and column means first (ratings).
+    rank : int or "auto", default="auto"
+        ``"auto"``: chosen on held-out entries of ``X`` (see :func:`complete_matrix`).
+    alpha : float or "auto", default="auto"
+        L2 regularization of both factors; ``"auto"``: chosen on held-out entries of ``X``.
+    bias : bool or "auto", default="auto"
+        Fit global, row and column biases with the factors; ``"auto"``: when ``X`` looks like
+        ratings (``|mean| > std`` of its observed entries).
+    bias_alpha : float, optional
+        Ridge on the biases; default ``alpha`` (with ``alpha="auto"``: chosen with it).
+    cold_start : {"allow", "raise"}, default="allow"
+        Rows/columns of ``X`` without observed entries are predicted from the biases.
     max_iter : int, default=50
     tol : float, default=1e-5
     n_inner : int, default=2
@@ -186,12 +198,14 @@ class RobustAltMin(_CompletionEstimator):
 
     _method = "robust_altmin"
 
-    def __init__(self, rank=2, *, alpha=0.0, bias=False, max_iter=50, tol=1e-5, n_inner=2, preconditioner="gram",
-                 sketch_size=None, incoherence=None, svd_n_iter=2, validation_fraction=None, n_iter_no_change=3,
-                 random_state=None, verbose=False):
+    def __init__(self, rank="auto", *, alpha="auto", bias="auto", bias_alpha=None, cold_start="allow", max_iter=50,
+                 tol=1e-5, n_inner=2, preconditioner="gram", sketch_size=None, incoherence=None, svd_n_iter=2,
+                 validation_fraction=None, n_iter_no_change=3, random_state=None, verbose=False):
         self.rank = rank
         self.alpha = alpha
         self.bias = bias
+        self.bias_alpha = bias_alpha
+        self.cold_start = cold_start
         self.max_iter = max_iter
         self.tol = tol
         self.n_inner = n_inner
@@ -206,9 +220,9 @@ class RobustAltMin(_CompletionEstimator):
 
     def _options(self):
         return dict(rank=self.rank, method=self._method, max_iter=self.max_iter, tol=self.tol, alpha=self.alpha,
-                    bias=self.bias, n_inner=self.n_inner, preconditioner=self.preconditioner,
-                    sketch_size=self.sketch_size, incoherence=self.incoherence, svd_n_iter=self.svd_n_iter,
-                    shrinkage=None, validation_fraction=self.validation_fraction,
+                    bias=self.bias, bias_alpha=self.bias_alpha, cold_start=self.cold_start, n_inner=self.n_inner,
+                    preconditioner=self.preconditioner, sketch_size=self.sketch_size, incoherence=self.incoherence,
+                    svd_n_iter=self.svd_n_iter, validation_fraction=self.validation_fraction,
                     n_iter_no_change=self.n_iter_no_change, verbose=self.verbose)
 
 
@@ -220,9 +234,11 @@ class AltMin(_CompletionEstimator):
 
     Parameters
     ----------
-    rank : int, default=2
-    alpha : float, default=0.0
-    bias : bool, default=False
+    rank : int or "auto", default="auto"
+    alpha : float or "auto", default="auto"
+    bias : bool or "auto", default="auto"
+    bias_alpha : float, optional
+    cold_start : {"allow", "raise"}, default="allow"
     max_iter : int, default=50
     tol : float, default=1e-5
     incoherence : float, optional
@@ -260,11 +276,14 @@ class AltMin(_CompletionEstimator):
 
     _method = "altmin"
 
-    def __init__(self, rank=2, *, alpha=0.0, bias=False, max_iter=50, tol=1e-5, incoherence=None, svd_n_iter=2,
-                 validation_fraction=None, n_iter_no_change=3, random_state=None, verbose=False):
+    def __init__(self, rank="auto", *, alpha="auto", bias="auto", bias_alpha=None, cold_start="allow", max_iter=50,
+                 tol=1e-5, incoherence=None, svd_n_iter=2, validation_fraction=None, n_iter_no_change=3,
+                 random_state=None, verbose=False):
         self.rank = rank
         self.alpha = alpha
         self.bias = bias
+        self.bias_alpha = bias_alpha
+        self.cold_start = cold_start
         self.max_iter = max_iter
         self.tol = tol
         self.incoherence = incoherence
@@ -276,8 +295,8 @@ class AltMin(_CompletionEstimator):
 
     def _options(self):
         return dict(rank=self.rank, method=self._method, max_iter=self.max_iter, tol=self.tol, alpha=self.alpha,
-                    bias=self.bias, n_inner=2, preconditioner="gram", sketch_size=None,
-                    incoherence=self.incoherence, svd_n_iter=self.svd_n_iter, shrinkage=None,
+                    bias=self.bias, bias_alpha=self.bias_alpha, cold_start=self.cold_start,
+                    incoherence=self.incoherence, svd_n_iter=self.svd_n_iter,
                     validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
                     verbose=self.verbose)
 
@@ -288,11 +307,15 @@ class SoftImpute(_CompletionEstimator):
 
     Parameters
     ----------
-    rank : int, default=2
-        Largest rank kept at each SVD step.
+    rank : int or "auto", default="auto"
+        Largest rank kept at each SVD step (``"auto"``: ``min(20, min(X.shape))``).
     shrinkage : float, optional
         Singular-value threshold; default the largest singular value of the observed matrix / 50.
-    bias : bool, default=False
+    bias : bool or "auto", default="auto"
+        Biases fitted first (damped by ``bias_alpha``) and held fixed.
+    bias_alpha : float, optional
+        Ridge on the biases (default 0).
+    cold_start : {"allow", "raise"}, default="allow"
     max_iter : int, default=100
     tol : float, default=1e-5
         Stop when the relative change of the estimate falls below ``tol``.
@@ -328,11 +351,13 @@ class SoftImpute(_CompletionEstimator):
 
     _method = "softimpute"
 
-    def __init__(self, rank=2, *, shrinkage=None, bias=False, max_iter=100, tol=1e-5, svd_n_iter=2,
-                 random_state=None, verbose=False):
+    def __init__(self, rank="auto", *, shrinkage=None, bias="auto", bias_alpha=None, cold_start="allow", max_iter=100,
+                 tol=1e-5, svd_n_iter=2, random_state=None, verbose=False):
         self.rank = rank
         self.shrinkage = shrinkage
         self.bias = bias
+        self.bias_alpha = bias_alpha
+        self.cold_start = cold_start
         self.max_iter = max_iter
         self.tol = tol
         self.svd_n_iter = svd_n_iter
@@ -341,6 +366,5 @@ class SoftImpute(_CompletionEstimator):
 
     def _options(self):
         return dict(rank=self.rank, method=self._method, max_iter=self.max_iter, tol=self.tol, alpha=0.0,
-                    bias=self.bias, n_inner=2, preconditioner="gram", sketch_size=None, incoherence=None,
-                    svd_n_iter=self.svd_n_iter, shrinkage=self.shrinkage, validation_fraction=None,
-                    n_iter_no_change=3, verbose=self.verbose)
+                    bias=self.bias, bias_alpha=self.bias_alpha, cold_start=self.cold_start,
+                    svd_n_iter=self.svd_n_iter, shrinkage=self.shrinkage, verbose=self.verbose)

@@ -3,10 +3,10 @@
 import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.rng import as_generator
-from lowrank._utils.validation import check_choice, check_int
+from lowrank._utils.validation import check_choice, check_int, validate_data
 from lowrank.linalg._cur import _select_columns
 from lowrank.linalg._randomized_svd import _check_options, _randomized_svd_numpy, svd_flip
 

@@ -92,9 +92,9 @@ def make_state(method, n_features, dtype, options, rng):
     return _STATE_CLASSES[method](n_features, dtype, rng=rng, **options)
 
 
-def check_batch(batch, index, n_features, dtype):
-    """Return ``batch`` as a C-contiguous ndarray or CSR of ``dtype``; raise naming the batch."""
-    name = f"batch {index}"
+def check_batch(batch, index, n_features, dtype, argument="source"):
+    """Return ``batch`` as a C-contiguous ndarray or CSR of ``dtype``; raise naming the argument and the batch."""
+    name = f"`{argument}` batch {index}"
     if sp.issparse(batch):
         if batch.ndim != 2:
             raise ValueError(f"{name} must be 2-dimensional (rows, features), got {batch.ndim} dimension(s)")
@@ -131,7 +131,7 @@ def feed(state, batch, index, label=None):
         state.update(batch)
     except ValueError as exc:
         if "NaN or infinity" in str(exc):
-            raise ValueError(f"{label or f'batch {index}'}: {exc}") from None
+            raise ValueError(f"{label or f'`source` batch {index}'}: {exc}") from None
         raise
 
 

@@ -2,11 +2,11 @@
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.io import load_npz, save_npz
 from lowrank._utils.rng import as_generator
-from lowrank._utils.validation import check_int
+from lowrank._utils.validation import check_int, validate_data
 from lowrank.streaming._api import (
     check_batch,
     check_options,
@@ -124,12 +124,12 @@ class _StreamingTopEigenvector(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         if is_stream_source(X):
             n_features = dtype = None
             for index, batch in enumerate(iter_batches(X, batch_rows)):
-                batch, dtype = check_batch(batch, index, n_features, dtype)
+                batch, dtype = check_batch(batch, index, n_features, dtype, argument="X")
                 if n_features is None:
                     n_features = batch.shape[1]
                     self._start(n_features, dtype)
                     self.n_features_in_ = n_features
-                feed(self._state, batch, index)
+                feed(self._state, batch, index, f"`X` batch {index}")
             if n_features is None:
                 raise ValueError("`X` holds no rows: the stream is empty")
         else:

@@ -16,11 +16,11 @@ import math
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from lowrank._utils.progress import progress
 from lowrank._utils.rng import as_generator
-from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank._utils.validation import check_choice, check_float, check_int, validate_data
 from lowrank.tensors._funbat_core import CPCore, TuckerCore
 from lowrank.tensors._kalman import interpolate_states, kalman_rts, numba_ready
 from lowrank.tensors._statespace import KERNELS, stationary_covariance, transitions
