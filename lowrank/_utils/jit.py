@@ -283,6 +283,14 @@ def _classes():
                 super().save_overload(sig, data)
             except OSError as exc:  # disk full, folder removed or made read-only meanwhile
                 logger.debug("could not save a kernel to %s: %s", self.cache_path, exc)
+            except Exception as exc:  # saving reads the index first: an unreadable one is started afresh
+                logger.warning("replacing unreadable kernel cache index in %s (%s: %s)", self.cache_path,
+                               type(exc).__name__, exc)
+                try:
+                    self._cache_file.flush()
+                    super().save_overload(sig, data)
+                except Exception as exc:
+                    logger.debug("could not save a kernel to %s: %s", self.cache_path, exc)
 
     return KernelLocator, KernelCacheImpl, KernelCache
 
