@@ -9,10 +9,20 @@ import time
 
 import numpy as np
 import tensorly as tl
-from tensorly.decomposition import parafac, tucker as tl_tucker
+from tensorly.decomposition import non_negative_parafac_hals, non_negative_tucker_hals, parafac, tucker as tl_tucker
 
 from lowrank.datasets import continuous_tensor
-from lowrank.tensors import FunBaT, cp_als, hosvd, partial_tucker, st_hosvd, tt_svd, tucker
+from lowrank.tensors import (
+    FunBaT,
+    cp_als,
+    hosvd,
+    non_negative_cp,
+    non_negative_tucker,
+    partial_tucker,
+    st_hosvd,
+    tt_svd,
+    tucker,
+)
 from lowrank.tensors._kalman import kalman_rts
 from lowrank.tensors._statespace import stationary_covariance, transitions
 
@@ -156,3 +166,95 @@ class FunBaTSuite:
         )
         X = np.random.default_rng(7).random((2000, 2))
         return float(np.sqrt(np.mean((model.predict(X) - self.data.function(X)) ** 2)))
+
+
+def planted_nn_tucker(n, rank=5, noise=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    T = tl.tucker_to_tensor((rng.random((rank,) * 3), [rng.random((n, rank)) for _ in range(3)]))
+    E = rng.standard_normal(T.shape)
+    return np.maximum(T + noise * np.linalg.norm(T) / np.linalg.norm(E) * E, 0)
+
+
+class _StopAfter:
+    """A callback that stops at a wall time or once the error reaches a target."""
+
+    def __init__(self, seconds=np.inf, target=-np.inf):
+        self.seconds, self.target, self.start = seconds, target, time.perf_counter()
+
+    def __call__(self, it, err, factors):
+        return time.perf_counter() - self.start >= self.seconds or err <= self.target
+
+
+class NonNegativeSuite:
+    """non_negative_cp (rank 10, non-negative planted CP + 1% noise) and non_negative_tucker (rank 5)
+    at n = 40 and 80 per mode, 50 sweeps each."""
+
+    params = [40, 80]
+    param_names = ["n"]
+    timeout = 600
+
+    def setup(self, n):
+        self.X_cp = np.maximum(planted_cp(n), 0)
+        self.X_tucker = planted_nn_tucker(n)
+
+    def time_non_negative_cp(self, n):
+        non_negative_cp(self.X_cp, RANK, n_iter_max=50, tol=0, rng=0)
+
+    def peakmem_non_negative_cp(self, n):
+        non_negative_cp(self.X_cp, RANK, n_iter_max=50, tol=0, rng=0)
+
+    def time_non_negative_tucker(self, n):
+        non_negative_tucker(self.X_tucker, 5, n_iter_max=50, tol=0, rng=0)
+
+    def peakmem_non_negative_tucker(self, n):
+        non_negative_tucker(self.X_tucker, 5, n_iter_max=50, tol=0, rng=0)
+
+
+class NonNegativeVsTensorLy:
+    """Same-process comparison with TensorLy's HALS (n = 60, 100 sweeps for TensorLy, tol=0).
+
+    ``track_*_error_ratio_equal_time``: TensorLy's error / ours, ours stopped (callback) at TensorLy's
+    wall time (> 1: ours is more accurate at equal time). ``track_*_speedup_equal_quality``: TensorLy's
+    time / our time to reach TensorLy's final error (> 1: ours is faster), capped at 1,000 sweeps.
+    """
+
+    timeout = 900
+    number = 1
+    repeat = 1
+
+    def setup(self):
+        self.X_cp = np.maximum(planted_cp(60), 0)
+        self.X_tucker = planted_nn_tucker(60)
+        start = time.perf_counter()
+        ref = non_negative_parafac_hals(self.X_cp, RANK, n_iter_max=100, tol=0, random_state=0)
+        self.cp_ref = (time.perf_counter() - start, rel_error(tl.cp_tensor.CPTensor(ref), self.X_cp))
+        start = time.perf_counter()
+        ref = non_negative_tucker_hals(self.X_tucker, 5, n_iter_max=100, tol=0, random_state=0)
+        self.tucker_ref = (time.perf_counter() - start, rel_error(tl.tucker_tensor.TuckerTensor(ref), self.X_tucker))
+
+    def track_cp_error_ratio_equal_time(self):
+        cp = non_negative_cp(self.X_cp, RANK, n_iter_max=100_000, tol=0, rng=0, callback=_StopAfter(seconds=self.cp_ref[0]))
+        return self.cp_ref[1] / rel_error(cp, self.X_cp)
+
+    def track_cp_speedup_equal_quality(self):
+        _, seconds = _seconds(
+            lambda: non_negative_cp(self.X_cp, RANK, n_iter_max=1000, tol=0, rng=0, callback=_StopAfter(target=self.cp_ref[1]))
+        )
+        return self.cp_ref[0] / seconds
+
+    def track_tucker_error_ratio_equal_time(self):
+        T = non_negative_tucker(self.X_tucker, 5, n_iter_max=100_000, tol=0, rng=0, callback=_StopAfter(seconds=self.tucker_ref[0]))
+        return self.tucker_ref[1] / rel_error(T, self.X_tucker)
+
+    def track_tucker_speedup_equal_quality(self):
+        _, seconds = _seconds(
+            lambda: non_negative_tucker(
+                self.X_tucker, 5, n_iter_max=1000, tol=0, rng=0, callback=_StopAfter(target=self.tucker_ref[1])
+            )
+        )
+        return self.tucker_ref[0] / seconds
+
+    track_cp_error_ratio_equal_time.unit = "ratio"
+    track_cp_speedup_equal_quality.unit = "x"
+    track_tucker_error_ratio_equal_time.unit = "ratio"
+    track_tucker_speedup_equal_quality.unit = "x"
