@@ -119,7 +119,8 @@ def build_parser():
     for subparser in _subparsers(parser):
         _add_common_options(subparser, default=argparse.SUPPRESS)
         names = {a.dest: _display_name(a) for a in subparser._actions if a.dest not in (argparse.SUPPRESS, "help")}
-        subparser.set_defaults(_prog=subparser.prog, _argument_names=names)
+        defaults = {a.dest: a.default for a in subparser._actions}
+        subparser.set_defaults(_prog=subparser.prog, _argument_names=names, _argument_defaults=defaults)
     return parser
 
 
@@ -235,6 +236,14 @@ def user_error_message(exc, args):
     for dest, name in names.items():  # "`top_k` must be ..." -> "`top_k` (--top-k) must be ..."
         if name.startswith("-") and f"`{dest}`" in text:
             return text.replace(f"`{dest}`", f"`{dest}` ({name})", 1)
+    quoted = re.match(r"`(\w+)`", text)
+    got = re.search(r"\bgot (\S+?)[.)]?$", text)
+    if quoted and got:  # "`n_components` must satisfy 1 <= n_components, got 0" where --dim is 0
+        defaults = getattr(args, "_argument_defaults", {})
+        same = [names[d] for d, v in vars(args).items() if names.get(d, "").startswith("-") and v != defaults.get(d)
+                and isinstance(v, (int, float)) and not isinstance(v, bool) and got.group(1) in (str(v), repr(v))]
+        if len(same) == 1:
+            return text.replace(quoted.group(0), f"{quoted.group(0)} ({same[0]})", 1)
     # "could not convert string to float: 'abc'" where --density is 'abc'; "x.npz: no such file"
     quoting = [d for d, v in values.items()
                if d in names and (repr(v) in text or (not os.path.exists(v) and re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text)))]

@@ -3,13 +3,12 @@
 import json
 import re
 import struct
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from lowrank.cli import DemoRow, timed
+from lowrank.cli import DemoRow, UserError, timed
 
 
 def register(subparsers):
@@ -44,8 +43,7 @@ def _run_householder_demo(args):
     import torch
 
     if args.model == "vae" and args.size == "medium":
-        print("householder-demo: --size medium exists for --model style only (use tiny or full)", file=sys.stderr)
-        return 2
+        raise UserError("argument --size: medium exists for --model style only (use tiny or full)")
     if args.model == "style":
         from lowrank.vision._shapes_style import config_dict, run_style_demo as run_demo, style_config_from as config_from
     else:
