@@ -37,7 +37,11 @@ def _config_from_options(cls, rank, alpha, options):
             known = ", ".join(fields)
             raise TypeError(f"unknown option `{key}` for adapter method {method_name(cls)!r}; its options are {known}")
     if "rank" in fields:
-        options["rank"] = rank
+        if rank is not None:
+            options["rank"] = rank
+    elif rank is not None:
+        raise TypeError(f"unknown option `rank` for adapter method {method_name(cls)!r}; its options are "
+                        f"{', '.join(fields)}")
     if "alpha" in fields:
         options["alpha"] = alpha
     elif alpha is not None:
@@ -142,7 +146,7 @@ def build_adapter(model, cls, config, targets, name, rng):
     return adapter
 
 
-def adapt(model, method="lora", *, targets=None, rank=8, alpha=None, name="default", rng=None, **options):
+def adapt(model, method="lora", *, targets=None, rank=None, alpha=None, name="default", rng=None, **options):
     """Add a trainable adapter to the layers of ``model`` selected by ``targets`` (in place).
 
     Each target layer is wrapped so that its output is that of the frozen layer with weight
@@ -161,8 +165,9 @@ def adapt(model, method="lora", *, targets=None, rank=8, alpha=None, name="defau
         type, or ``(name, module) -> bool``; None: every Linear, Conv1d/2d/3d (groups=1), Embedding
         and EmbeddingBag (MultiheadAttention's out_proj, grouped convs and max_norm embeddings are
         skipped; naming one explicitly is an error).
-    rank : int, default=8
-        Rank of the delta, for methods whose config has a ``rank``.
+    rank : int, optional
+        Rank of the delta, for methods whose config has a ``rank``; None: the method's default
+        (LoRA: 8; SVFit: the rank holding 99% of each layer's spectral energy).
     alpha : float, optional
         Scale numerator, for methods whose config has an ``alpha`` (LoRA: default ``rank``).
     name : str, default="default"
@@ -313,7 +318,7 @@ class Adapter:
                 f"trainable={self.num_trainable}, active={self.active == self.name}, merged={self.merged})")
 
     # -- switching -----------------------------------------------------------------------------
-    def add(self, name, method="lora", *, targets=None, rank=8, alpha=None, rng=None, **options):
+    def add(self, name, method="lora", *, targets=None, rank=None, alpha=None, rng=None, **options):
         """Add another adapter to the same model (``adapt(self.model, ..., name=name)``); it becomes active.
 
         Returns
