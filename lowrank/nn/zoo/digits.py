@@ -226,18 +226,25 @@ def digits_classifier(seed=0, *, width=256, epochs=30):
     return cached_task(("digits_classifier", options), lambda: _digits_classifier(options))
 
 
-def _digits_classifier(o):
+def digits_split(seed, test_size=0.25):
+    """The 10-class digits split shared by the digits tasks: ``(train, test)`` ``(X, y)`` tensor pairs.
+
+    ``test`` is a stratified ``ceil(test_size * 1797)`` images drawn by ``numpy.random.default_rng(seed)``.
+    """
     X, y = _digits_arrays()
-    gen = np.random.default_rng(o.seed)
+    test_pos, train_pos = stratified_split(y, math.ceil(test_size * len(y)), np.random.default_rng(seed),
+                                           name="test_size")
+    return _tensors(X, y, train_pos), _tensors(X, y, test_pos)
+
+
+def _digits_classifier(o):
     torch_gen = torch_generator(o.seed)
-    test_pos, train_pos = stratified_split(y, math.ceil(o.test_size * len(y)), gen, name="test_size")
-    train = _tensors(X, y, train_pos)
-    test = _tensors(X, y, test_pos)
+    train, test = digits_split(o.seed, o.test_size)
     model = _pretrained_mlp(*train, 10, [o.width, o.width], o.epochs, torch_gen)
     info = {
         "base_metric": accuracy(model, test),
         "targets": ["fc1", "fc2", "head"],
-        "n_train": len(train_pos),
-        "n_test": len(test_pos),
+        "n_train": len(train[1]),
+        "n_test": len(test[1]),
     }
     return ZooTask(model, train, test, accuracy, "digits_classifier", "accuracy", True, info)
