@@ -142,14 +142,16 @@ class LoRA(AdapterMethod):
         return (self.B @ self.A.flatten(1)).reshape(self.spec.weight_shape) * self.scaling
 
     def delta_output(self, x, *args, **kwargs):
-        # B(A x): never forms the (out, in) delta, r * (in + out) work per input instead of in * out
+        # B(A x): never forms the (out, in) delta, r * (in + out) work per input instead of in * out;
+        # the scale goes on the small B, not on the (batch, out) result
         spec = self.spec
+        B = self.B * self.scaling
         if spec.kind == "conv":
             z = spec.apply(self.dropout(x), self.A, None)
-            kernel = self.B.reshape(*self.B.shape, *([1] * (len(spec.weight_shape) - 2)))
+            kernel = B.reshape(*B.shape, *([1] * (len(spec.weight_shape) - 2)))
             conv = (F.conv1d, F.conv2d, F.conv3d)[len(spec.weight_shape) - 3]
-            return conv(z, kernel) * self.scaling
+            return conv(z, kernel)
         if spec.kind == "linear":
             x = self.dropout(x)
         z = spec.apply(x, self.A, None, *args, **kwargs)
-        return F.linear(z, self.B) * self.scaling
+        return F.linear(z, B)
