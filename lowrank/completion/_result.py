@@ -30,12 +30,19 @@ class CompletionResult:
     converged : bool
         Whether the stopping rule was met before ``max_iter``.
     method : str
+    alpha : float or None
+        The L2 penalty of the fit (the selected one when ``alpha="auto"``).
+    bias_alpha : float or None
+        The ridge on the bias terms (None without biases).
+    selection : dict or None
+        With ``rank="auto"`` or ``alpha="auto"``: ``{"rank", "alpha", "path"}``, ``path`` a list of
+        ``[rank, alpha, held-out RMSE]`` for every candidate tried.
     row_ids, col_ids : ndarray or None
         Identifiers of the rows/columns when saved with them (see :meth:`save`).
     """
 
     def __init__(self, U, V, *, global_mean=0.0, row_bias=None, col_bias=None, history=None, n_iter=0,
-                 converged=False, method=""):
+                 converged=False, method="", alpha=None, bias_alpha=None, selection=None):
         self.U = U
         self.V = V
         self.global_mean = float(global_mean)
@@ -45,6 +52,9 @@ class CompletionResult:
         self.n_iter = int(n_iter)
         self.converged = bool(converged)
         self.method = method
+        self.alpha = None if alpha is None else float(alpha)
+        self.bias_alpha = None if bias_alpha is None else float(bias_alpha)
+        self.selection = selection
         self.row_ids = None
         self.col_ids = None
 
@@ -124,7 +134,8 @@ class CompletionResult:
                 arrays[name] = ids
         arrays.update({f"history_{key}": val for key, val in history.items()})
         meta = {"global_mean": self.global_mean, "n_iter": self.n_iter, "converged": self.converged,
-                "method": self.method, "history_keys": sorted(history)}
+                "method": self.method, "history_keys": sorted(history), "alpha": self.alpha,
+                "bias_alpha": self.bias_alpha, "selection": self.selection}
         save_npz(path, arrays, kind=_KIND, meta=meta)
 
     @classmethod
@@ -134,7 +145,8 @@ class CompletionResult:
         history = {key: arrays[f"history_{key}"].tolist() for key in meta["history_keys"]}
         result = cls(arrays["U"], arrays["V"], global_mean=meta["global_mean"], row_bias=arrays["row_bias"],
                      col_bias=arrays["col_bias"], history=history, n_iter=meta["n_iter"],
-                     converged=meta["converged"], method=meta["method"])
+                     converged=meta["converged"], method=meta["method"], alpha=meta.get("alpha"),
+                     bias_alpha=meta.get("bias_alpha"), selection=meta.get("selection"))
         result.row_ids = arrays.get("row_ids")
         result.col_ids = arrays.get("col_ids")
         return result

@@ -58,22 +58,22 @@ def soft_impute(sides, opts, gen, start):
     """Body of ``complete_matrix(method="softimpute")``; returns ``(U, V, history, n_iter, converged)``."""
     rows, cols = sides["rows"], sides["cols"]
     m, n = rows.n_rows, cols.n_rows
-    rank = opts["rank"]
+    rank = opts.rank
     U, s, V = np.zeros((m, rank)), np.zeros(rank), np.zeros((n, rank))
-    shrinkage = opts["shrinkage"]
+    shrinkage = opts.shrinkage
     if shrinkage is None:
         zero = np.zeros(1)
         op = _operator(sides, rows.data, cols.data, U[:, :1], zero, V[:, :1])
-        shrinkage = float(randomized_svd(op, 1, n_iter=opts["svd_n_iter"] + 2, rng=gen)[1][0]) / 50.0
+        shrinkage = float(randomized_svd(op, 1, n_iter=opts.svd_n_iter + 2, rng=gen)[1][0]) / 50.0
     n_observed = rows.data.shape[0]
     history = {"train_rmse": [], "validation_rmse": [], "seconds": []}
     resid_rows = rows.data
     resid_cols = cols.data
     converged, step = False, 0
-    bar = progress(total=opts["max_iter"], desc="softimpute", verbose=opts["verbose"], unit="step")
-    for step in range(1, opts["max_iter"] + 1):
+    bar = progress(total=opts.max_iter, desc="softimpute", verbose=opts.verbose, unit="step")
+    for step in range(1, opts.max_iter + 1):
         op = _operator(sides, resid_rows, resid_cols, U, s, V)
-        U_new, s_new, Vh_new = randomized_svd(op, rank, n_iter=opts["svd_n_iter"], rng=gen)
+        U_new, s_new, Vh_new = randomized_svd(op, rank, n_iter=opts.svd_n_iter, rng=gen)
         s_new = np.maximum(s_new - shrinkage, 0.0)
         V_new = Vh_new.T
         old2 = _frobenius2(U, s, V)
@@ -84,7 +84,7 @@ def soft_impute(sides, opts, gen, start):
         history["train_rmse"].append(float(np.sqrt(resid_rows @ resid_rows / n_observed)))
         history["seconds"].append(time.perf_counter() - start)
         bar.update(1)
-        if old2 > 0 and np.sqrt(max(diff2, 0.0) / old2) < opts["tol"]:
+        if old2 > 0 and np.sqrt(max(diff2, 0.0) / old2) < opts.tol:
             converged = True
             break
     bar.close()

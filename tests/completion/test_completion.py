@@ -202,8 +202,15 @@ def test_to_dense_refuses_huge_shapes():
         (np.ones((5, 4)), {"rank": 5}, ValueError, "rank"),
         (np.ones((5, 4)), {"rank": 0}, ValueError, "rank"),
         (np.ones((5, 4)), {"rank": 1.5}, TypeError, "rank"),
-        (np.vstack([np.ones((4, 4)), np.full((1, 4), np.nan)]), {}, ValueError, "row"),
-        (np.hstack([np.ones((5, 3)), np.full((5, 1), np.nan)]), {}, ValueError, "column"),
+        # empty rows/columns are cold starts by default; the exact-recovery setting refuses them
+        (np.vstack([np.ones((4, 4)), np.full((1, 4), np.nan)]), {"cold_start": "raise"}, ValueError, "row"),
+        (np.hstack([np.ones((5, 3)), np.full((5, 1), np.nan)]), {"cold_start": "raise"}, ValueError, "column"),
+        (np.ones((5, 4)), {"cold_start": "ignore"}, ValueError, "cold_start"),
+        (np.ones((5, 4)), {"alpha": "big"}, TypeError, "alpha"),
+        (np.ones((5, 4)), {"alpha": -1.0}, ValueError, "alpha"),
+        (np.ones((5, 4)), {"rank": "best"}, TypeError, "rank"),
+        (np.ones((5, 4)), {"bias": "maybe"}, TypeError, "bias"),
+        (np.ones((5, 4)), {"bias_alpha": -2.0}, ValueError, "bias_alpha"),
         (np.full((3, 3), np.nan), {}, ValueError, "no observed entry"),
         (sp.csr_array(np.array([[1.0, np.nan], [2.0, 3.0]])), {}, ValueError, "NaN"),
         (np.array([[1.0, np.inf], [2.0, 3.0]]), {}, ValueError, "infinity"),
@@ -246,13 +253,14 @@ def test_estimators_fill_missing_entries_and_fold_in_new_rows():
 
 
 def test_estimator_forwards_every_parameter_to_complete_matrix(planted):
-    params = dict(alpha=0.01, bias=True, max_iter=4, tol=1e-9, n_inner=3, preconditioner="sketch", sketch_size=20,
-                  incoherence=2.0, svd_n_iter=1, validation_fraction=0.1, n_iter_no_change=2)
+    params = dict(alpha=0.01, bias=True, bias_alpha=0.5, cold_start="raise", max_iter=4, tol=1e-9, n_inner=3,
+                  preconditioner="sketch", sketch_size=20, incoherence=2.0, svd_n_iter=1, validation_fraction=0.1,
+                  n_iter_no_change=2)
     est = RobustAltMin(rank=3, random_state=3, **params).fit(_dense_with_nan(planted))
     direct = complete_matrix(_dense_with_nan(planted), 3, method="robust_altmin", rng=3, **params)
     np.testing.assert_array_equal(est.result_.U, direct.U)
     assert set(RobustAltMin().get_params()) - {"rank", "random_state", "verbose"} == set(params)
-    soft_params = dict(shrinkage=0.3, bias=True, max_iter=3, tol=1e-7, svd_n_iter=1)
+    soft_params = dict(shrinkage=0.3, bias=True, bias_alpha=2.0, max_iter=3, tol=1e-7, svd_n_iter=1)
     est = SoftImpute(rank=3, random_state=3, **soft_params).fit(_dense_with_nan(planted))
     direct = complete_matrix(_dense_with_nan(planted), 3, method="softimpute", rng=3, **soft_params)
     np.testing.assert_array_equal(est.result_.U, direct.U)

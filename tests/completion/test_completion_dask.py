@@ -63,10 +63,11 @@ def test_active_default_client_is_used(monkeypatch):
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         with Client(cluster) as client:
             remote = complete_matrix(planted.observed, 2, **kwargs)
+            n_engines = len(used)  # the alpha="auto" search and the final fit each hold their blocks
             soft = complete_matrix(planted.observed, 2, method="softimpute", max_iter=3)  # no Dask path: runs here
-            assert used == [client]
+            assert n_engines >= 1 and len(used) == n_engines and all(c is client for c in used)
     local = complete_matrix(planted.observed, 2, **kwargs)
-    assert used == [client]  # the client is closed: back to local
+    assert len(used) == n_engines  # the client is closed: back to local
     np.testing.assert_array_equal(remote.U, local.U)
     np.testing.assert_array_equal(remote.V, local.V)
     assert np.isfinite(soft.U).all()
