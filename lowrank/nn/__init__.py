@@ -30,7 +30,7 @@ __getattr__, __dir__, __all__ = attach(
 # Subpackages load on first access as well (``attach`` maps names to objects inside modules).
 import importlib as _importlib
 
-_SUBPACKAGES = ("zoo",)
+_SUBPACKAGES = ("zoo", "federated")
 _attached_getattr = __getattr__
 
 

@@ -231,7 +231,8 @@ class TestEveryMethod:
         other = copy.deepcopy(state)
         for ts in other["tensors"].values():
             for v in ts.values():
-                v.add_(1.0)
+                if v.is_floating_point():  # index buffers (a permutation) stay valid
+                    v.add_(1.0)
         adapter.load_state_dict(other)
         now = _adapter_tensors(adapter)
         for (p, k), v in now.items():

@@ -12,6 +12,10 @@ from lowrank.nn.adapters._method import AdapterMethod, SharedModules, list_metho
 
 # built-in methods register themselves on import
 from lowrank.nn.adapters.lora import LoRA, LoRAConfig
+from lowrank.nn.adapters.ffa_lora import FFALoRA, FFALoRAConfig  # noqa: E402  (subclasses LoRA)
+from lowrank.nn.adapters.loldu import LoLDU, LoLDUConfig
+from lowrank.nn.adapters.svfit import SVFit, SVFitConfig
 
 __all__ = ["adapt", "Adapter", "load_adapter", "AdapterMethod", "SharedModules", "register_method",
-           "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig"]
+           "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig", "FFALoRA", "FFALoRAConfig", "LoLDU",
+           "LoLDUConfig", "SVFit", "SVFitConfig"]
