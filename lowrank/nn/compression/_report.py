@@ -25,6 +25,12 @@ class LayerReport:
         ``CompressionReport.error_basis``).
     compressed : bool
         False when the layer was left as it is (no saving at the chosen rank).
+
+    Examples
+    --------
+    >>> row = LayerReport("fc", "Linear", 4, 16, 272, 148, 0.9, 0.3, True)
+    >>> row.params_before - row.params_after
+    124
     """
 
     name: str
