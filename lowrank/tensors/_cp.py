@@ -47,12 +47,37 @@ def _ones(ref, xp):
     return xp.ones(ref.shape[1], dtype=ref.dtype, device=ref.device) if is_torch(ref) else np.ones(ref.shape[1], dtype=ref.dtype)
 
 
-def als(X, factors, n_iter_max, tol, line_search, xp, M=None):
-    """Alternating least squares from ``factors``; returns ``(factors, errors)``.
+def sparsify(R, count, xp):
+    """Keep the ``count`` largest-magnitude entries of ``R`` (zeros elsewhere)."""
+    flat = xp.reshape(R, (-1,))
+    if count <= 0:
+        return R * 0
+    if is_torch(R):
+        idx = xp.abs(flat).topk(count).indices
+        out = flat * 0
+        out[idx] = flat[idx]
+    else:
+        idx = np.argpartition(np.abs(flat), flat.size - count)[flat.size - count :]
+        out = np.zeros_like(flat)
+        out[idx] = flat[idx]
+    return xp.reshape(out, R.shape)
 
-    Stops when the relative error changes by less than ``tol`` (relative to the error itself).
-    With ``M`` (observed = 1) each sweep first imputes the missing entries from the current model (EM).
-    Line search extrapolates along the last sweep's step (Bro, 1998) with growing steps ``it**(1/p)``.
+
+def _orthonormal_columns(F, xp):
+    return xp.linalg.qr(F)[0] if F.shape[0] >= F.shape[1] else F
+
+
+def als(X, factors, n_iter_max, tol, line_search, xp, M=None, *, fixed_modes=(), orthogonalise=0, sparsity=0, callback=None):
+    """Alternating least squares from ``factors``; returns ``(factors, errors, sparse_component)``.
+
+    Stops when the relative error changes by less than ``tol`` (relative to the error itself), or
+    when ``callback(iteration, rel_error, factors)`` returns True. With ``M`` (observed = 1) each
+    sweep first imputes the missing entries from the current model (EM). Line search extrapolates
+    along the last sweep's step (Bro, 1998) with growing steps ``it**(1/p)``. Modes in
+    ``fixed_modes`` are not updated; during the first ``orthogonalise`` sweeps the factors are
+    replaced by orthonormal bases of their columns first (as TensorLy's ``orthogonalise``). With
+    ``sparsity > 0`` the model is ``CP + S`` with ``S`` the ``sparsity`` largest entries of the
+    residual, refitted every sweep (ALS on ``X - S``). ``n_iter_max = 0`` only measures the start.
     """
     K = len(factors)
     factors = list(factors)
@@ -60,20 +85,34 @@ def als(X, factors, n_iter_max, tol, line_search, xp, M=None):
     norm_x2 = norm(X, xp) ** 2 or 1.0  # a zero tensor: absolute errors
     errors = []
     acc_pow, acc_fail = 2.0, 0
+    S = None
+    free = [n for n in range(K) if n not in fixed_modes]
+    if n_iter_max == 0:
+        return factors, [_fit_error(X, factors, grams, norm_x2, xp, M)], S
     for it in range(1, n_iter_max + 1):
+        if orthogonalise and it <= orthogonalise:
+            factors = [F if n in fixed_modes else _orthonormal_columns(F, xp) for n, F in enumerate(factors)]
+            grams = [A.T @ A for A in factors]
         prev = list(factors)
         if M is not None:
             Xf = X + (1 - M) * cp_to_tensor(_ones(factors[0], xp), factors, xp)
+        elif S is not None:
+            Xf = X - S
         else:
             Xf = X
-        for n in range(K):
+        for n in free:
             V = _hadamard_grams(grams, n, xp)
             factors[n] = _solve_sym(V, mttkrp(Xf, factors, n, xp), xp)
             grams[n] = factors[n].T @ factors[n]
-        err = _fit_error(X, factors, grams, norm_x2, xp, M)
-        if line_search and M is None and it > 2:
+        if sparsity:
+            R = X - cp_to_tensor(_ones(factors[0], xp), factors, xp)
+            S = sparsify(R, sparsity, xp)
+            err = norm(R - S, xp) / math.sqrt(norm_x2)
+        else:
+            err = _fit_error(X, factors, grams, norm_x2, xp, M)
+        if line_search and M is None and not sparsity and it > 2:
             jump = it ** (1.0 / acc_pow)
-            trial = [P + jump * (F - P) for P, F in zip(prev, factors)]
+            trial = [P + jump * (F - P) if n not in fixed_modes else F for n, (P, F) in enumerate(zip(prev, factors))]
             trial_grams = [A.T @ A for A in trial]
             trial_err = _fit_error(X, trial, trial_grams, norm_x2, xp)
             if trial_err < err:
@@ -85,9 +124,11 @@ def als(X, factors, n_iter_max, tol, line_search, xp, M=None):
                     acc_pow += 1.0
                     acc_fail = 0
         errors.append(err)
+        if callback is not None and callback(it - 1, err, factors):
+            break
         if len(errors) > 1 and abs(errors[-2] - errors[-1]) <= tol * max(errors[-2], 1e-300):
             break
-    return factors, errors
+    return factors, errors, S
 
 
 def svd_init(X, rank, rng, xp, M=None):
@@ -125,13 +166,21 @@ def gevd_init(G, rank, rng):
     return [A, B, C]
 
 
-def cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, rng, xp):
-    """Returns ``(weights, factors, errors)``."""
+def cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, rng, xp, *, options=None):
+    """Returns ``(weights, factors, errors, sparse_component)``.
+
+    ``options`` (a dict of :func:`als` keywords: fixed_modes, orthogonalise, sparsity, callback, plus
+    normalize_factors) applies to the sweeps on the full tensor.
+    """
+    options = dict(options or {})
+    normalize_factors = options.pop("normalize_factors", True)
     K = X.ndim
     shape = [int(s) for s in X.shape]
     use_compression = (
         compress
         and M is None
+        and n_iter_max > 0
+        and not options.get("sparsity")  # the compressed core of an outlier-corrupted tensor is corrupted too
         and not isinstance(init, (list, tuple))
         and all(rank < s for s in shape)
         and math.prod(shape) > 8 * rank**K
@@ -142,22 +191,27 @@ def cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M
         candidates = _candidate_inits(core_np, rank, init, n_restarts, rng, np)
         best = None
         for start in candidates:
-            f, errs = als(core_np, start, max(n_iter_max, 500), min(tol, 1e-10), True, np)
+            f, errs, _ = als(core_np, start, max(n_iter_max, 500), min(tol, 1e-10), True, np)
             if best is None or errs[-1] < best[1][-1]:
                 best = (f, errs)
         factors = [Un @ to_backend(F, Un) for Un, F in zip(U, best[0])]
-        factors, errors = als(X, factors, n_iter_max, tol, line_search, xp)
+        factors, errors, S = als(X, factors, n_iter_max, tol, line_search, xp, **options)
     else:
         candidates = _candidate_inits(X, rank, init, n_restarts, rng, xp, M=M)
         best = None
         for start in candidates:
             start = [to_backend(to_numpy(F), X) if not _same_backend(F, X) else F for F in start]
-            f, errs = als(X, start, n_iter_max, tol, line_search, xp, M=M)
+            f, errs, S = als(X, start, n_iter_max, tol, line_search, xp, M=M, **options)
             if best is None or errs[-1] < best[1][-1]:
-                best = (f, errs)
-        factors, errors = best
+                best = (f, errs, S)
+        factors, errors, S = best
     weights, factors = _normalize(factors, xp)
-    return weights, factors, errors
+    if not normalize_factors:
+        # TensorLy's normalize_factors=False: unit weights; the scale is shared evenly by the factors.
+        share = weights ** (1.0 / K)
+        factors = [F * share[None, :] for F in factors]
+        weights = xp.ones_like(weights)
+    return weights, factors, errors, S
 
 
 def _same_backend(F, X):

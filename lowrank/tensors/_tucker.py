@@ -63,13 +63,15 @@ def st_hosvd_body(X, ranks, tol, method, rng, xp, *, modes=None):
     return Y, factors
 
 
-def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
+def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp, *, fixed=()):
     """Higher-order orthogonal iteration (EM-imputed when ``M`` is given).
 
     Returns ``(core, factors, errors)``; errors are relative errors on the observed entries.
+    Factors at positions ``fixed`` (orthonormal) are not updated. A given ``init`` is orthonormalized
+    (only its column spaces matter); ``n_iter_max = 0`` returns it with the projected core.
     """
     if isinstance(init, (list, tuple)):
-        factors = [F for F in init]
+        factors = [F if i in fixed else xp.linalg.qr(F)[0] for i, F in enumerate(init)]
     elif init == "random":
         factors = [orthonormal_random(int(X.shape[n]), r, rng, X) for n, r in zip(modes, ranks)]
     elif M is None:  # "svd": sequentially truncated HOSVD
@@ -86,12 +88,23 @@ def hooi_body(X, ranks, modes, init, n_iter_max, tol, method, M, rng, xp):
         if core is None:  # too large for the normal equations: the unbiased spectral core
             core = multi_mode_dot(X / _observed_fraction(M, xp), factors, modes, xp, transpose=True)
         recon = multi_mode_dot(core, factors, modes, xp)
+    if n_iter_max == 0:
+        if M is None:
+            core = multi_mode_dot(X, factors, modes, xp, transpose=True)
+            errors.append(math.sqrt(abs(norm_x**2 - norm(core, xp) ** 2)) / norm_x)
+        else:
+            errors.append(norm(M * (X - recon), xp) / norm_x)
     for _ in range(n_iter_max):
         Xf = X if M is None else X + (1 - M) * recon
         for i, n in enumerate(modes):
+            if i in fixed:
+                continue
             Y = multi_mode_dot(Xf, factors, modes, xp, transpose=True, skip=i)
             factors[i], _ = leading_vectors(Y, n, ranks[i], xp)
-        core = mode_dot(Y, factors[-1], modes[-1], xp, transpose=True)
+        if len(modes) - 1 in fixed:
+            core = multi_mode_dot(Xf, factors, modes, xp, transpose=True)
+        else:  # Y already holds every projection but the last mode's
+            core = mode_dot(Y, factors[-1], modes[-1], xp, transpose=True)
         if M is None:
             err = math.sqrt(abs(norm_x**2 - norm(core, xp) ** 2)) / norm_x
         else:

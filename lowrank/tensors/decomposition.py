@@ -169,27 +169,63 @@ def st_hosvd(tensor, rank=None, *, tol=None, svd="gram", mask=None, rng=None):
     return _tl().tucker_tensor.TuckerTensor((core, factors))
 
 
-def _iv_tucker(tensor, rank, modes, init, n_iter_max, tol, svd, mask, rng):
+def _iv_tucker(tensor, rank, modes, init, n_iter_max, tol, svd, mask, rng, fixed_factors=None):
     X, M, xp, gen = _iv_common(tensor, mask, rng, svd)
     modes = as_modes(modes, X.ndim)
-    ranks = as_ranks(rank, X.shape, modes=modes)
+    ranks = [int(X.shape[m]) for m in modes] if rank is None else as_ranks(rank, X.shape, modes=modes)
+    fixed = sorted(_iv_modes_set(fixed_factors, X.ndim, "fixed_factors", default=()))
+    if any(m not in modes for m in fixed):
+        raise ValueError(f"`fixed_factors` must name decomposed modes {modes}, got {fixed}")
+    fixed = [modes.index(m) for m in fixed]  # positions in `modes`
     if isinstance(init, str):
         check_choice(init, "init", ("svd", "random"))
+        if fixed:
+            raise ValueError("`fixed_factors` needs `init` given as factors (the fixed ones are kept as given)")
     else:
-        factors = init.factors if hasattr(init, "factors") else None
+        if hasattr(init, "factors"):
+            factors = init.factors
+        elif isinstance(init, (list, tuple)) and len(init) == 2 and isinstance(init[1], (list, tuple)):
+            factors = init[1]  # a plain (core, factors) pair
+        elif isinstance(init, (list, tuple)):
+            factors = init
+        else:
+            factors = None
         if factors is None or len(factors) != len(modes):
-            raise ValueError("`init` must be 'svd', 'random' or a TuckerTensor with one factor per decomposed mode")
-        factors = [as_tensor(F, "init factor")[0] for F in factors]
+            raise ValueError(
+                "`init` must be 'svd', 'random', a TuckerTensor or a list with one factor per decomposed mode"
+            )
+        factors = [_like(as_tensor(F, "init factor")[0], X) for F in factors]
         for F, m, r in zip(factors, modes, ranks):
             if tuple(F.shape) != (X.shape[m], r):
                 raise ValueError(f"`init` factor for mode {m} must have shape {(X.shape[m], r)}, got {tuple(F.shape)}")
         init = factors
-    n_iter_max = check_int(n_iter_max, "n_iter_max", low=1)
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
     tol = check_float(tol, "tol", low=0)
-    return X, M, xp, gen, modes, ranks, init, n_iter_max, tol
+    return X, M, xp, gen, modes, ranks, init, n_iter_max, tol, fixed
 
 
-def tucker(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, svd="gram", mask=None, rng=None):
+def _hooi_with_fixed(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp, fixed):
+    """HOOI where the factors at positions ``fixed`` stay as given: they are run as their orthonormal
+    bases ``Q`` (same column space) and the core is mapped back through ``R^-1`` (``F = Q R``)."""
+    if not fixed:
+        return hooi_body(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp)
+    given = list(init)
+    start, tris = list(init), {}
+    for i in fixed:
+        Q, R = xp.linalg.qr(given[i])
+        start[i], tris[i] = Q, R
+    core, factors, errors = hooi_body(X, ranks, modes, start, n_iter_max, tol, svd, M, gen, xp, fixed=fixed)
+    from lowrank.tensors._tensor_ops import mode_dot
+
+    for i, R in tris.items():
+        if float(xp.min(xp.abs(xp.linalg.diagonal(R) if is_torch(R) else np.diagonal(R)))) == 0.0:
+            raise ValueError(f"`init` factor for fixed mode {modes[i]} must have linearly independent columns")
+        core = mode_dot(core, xp.linalg.inv(R), modes[i], xp)
+        factors[i] = given[i]
+    return core, factors, errors
+
+
+def tucker(tensor, rank=None, *, init="svd", n_iter_max=100, tol=1e-8, svd="gram", mask=None, fixed_factors=None, rng=None):
     """Tucker decomposition by higher-order orthogonal iteration (HOOI).
 
     Each sweep projects the tensor on all factors but one and takes the leading left singular
@@ -200,19 +236,22 @@ def tucker(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, svd="gram", ma
     ----------
     tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
         Real tensor, ``K >= 2``; entries outside ``mask`` may be NaN.
-    rank : int or sequence of int
-        Multilinear rank.
-    init : {"svd", "random"} or TuckerTensor, default="svd"
+    rank : int, sequence of int or None, default=None
+        Multilinear rank; None means the full rank ``tensor.shape`` (TensorLy's ``rank=None``).
+    init : {"svd", "random"}, TuckerTensor or list of arrays, default="svd"
         ``"svd"``: truncated HOSVD (masked Gram when ``mask`` is given); ``"random"``: random
-        orthonormal factors; or a decomposition whose factors are used.
+        orthonormal factors; or a decomposition (or a plain list of factors) whose factors are used.
     n_iter_max : int, default=100
-        Maximum number of sweeps.
+        Maximum number of sweeps; 0 returns the initialization with its least-squares core.
     tol : float, default=1e-8
         Stop when the relative error changes by at most ``tol`` between sweeps.
     svd : {"gram", "randomized"}, default="gram"
         SVD used by the HOSVD initialization (the sweeps use the small Gram matrices).
     mask : array of bool, default=None
         True where observed; errors are then measured on the observed entries.
+    fixed_factors : collection of int, default=None
+        Modes whose factors stay exactly as given in ``init`` (TensorLy's ``fixed_factors``); the
+        core and the other factors are fitted around them.
     rng : None, int or numpy.random.Generator, default=None
         Randomness for random initialization / randomized SVD / padding.
 
@@ -240,24 +279,28 @@ def tucker(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, svd="gram", ma
     >>> bool(np.linalg.norm(T.to_tensor() - X) / np.linalg.norm(X) < 1e-2)
     True
     """
-    X, M, xp, gen, modes, ranks, init, n_iter_max, tol = _iv_tucker(tensor, rank, None, init, n_iter_max, tol, svd, mask, rng)
-    core, factors, _ = hooi_body(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp)
+    X, M, xp, gen, modes, ranks, init, n_iter_max, tol, fixed = _iv_tucker(
+        tensor, rank, None, init, n_iter_max, tol, svd, mask, rng, fixed_factors
+    )
+    core, factors, _ = _hooi_with_fixed(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp, fixed)
     return _tl().tucker_tensor.TuckerTensor((core, factors))
 
 
-def partial_tucker(tensor, rank, *, modes=None, init="svd", n_iter_max=100, tol=1e-8, svd="gram", mask=None, rng=None):
+def partial_tucker(
+    tensor, rank=None, *, modes=None, init="svd", n_iter_max=100, tol=1e-8, svd="gram", mask=None, fixed_factors=None, rng=None
+):
     """Tucker decomposition (HOOI) along some modes only, as TensorLy's ``partial_tucker``.
 
     Parameters
     ----------
     tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
         Real tensor, ``K >= 2``.
-    rank : int or sequence of int
-        Rank per mode in ``modes``.
+    rank : int, sequence of int or None, default=None
+        Rank per mode in ``modes``; None means full rank along them.
     modes : sequence of int, default=None
         Modes to compress (default: all).
-    init, n_iter_max, tol, svd, mask, rng
-        As in :func:`tucker`.
+    init, n_iter_max, tol, svd, mask, fixed_factors, rng
+        As in :func:`tucker` (``fixed_factors`` names tensor modes among ``modes``).
 
     Returns
     -------
@@ -284,8 +327,10 @@ def partial_tucker(tensor, rank, *, modes=None, init="svd", n_iter_max=100, tol=
     >>> core.shape, [f.shape for f in factors]
     ((4, 2, 3), [(5, 2), (6, 3)])
     """
-    X, M, xp, gen, modes, ranks, init, n_iter_max, tol = _iv_tucker(tensor, rank, modes, init, n_iter_max, tol, svd, mask, rng)
-    core, factors, _ = hooi_body(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp)
+    X, M, xp, gen, modes, ranks, init, n_iter_max, tol, fixed = _iv_tucker(
+        tensor, rank, modes, init, n_iter_max, tol, svd, mask, rng, fixed_factors
+    )
+    core, factors, _ = _hooi_with_fixed(X, ranks, modes, init, n_iter_max, tol, svd, M, gen, xp, fixed)
     return core, factors
 
 
@@ -299,28 +344,69 @@ def _iv_cp(tensor, rank, init, n_restarts, compress, line_search, n_iter_max, to
     if isinstance(init, str):
         check_choice(init, "init", ("svd", "random"))
     else:
-        factors = init.factors if hasattr(init, "factors") else None
-        if factors is None or len(factors) != X.ndim:
-            raise ValueError("`init` must be 'svd', 'random' or a CPTensor with one factor per mode")
+        factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
         weights = getattr(init, "weights", None)
-        factors = [as_tensor(F, "init factor")[0] for F in factors]
-        for m, F in enumerate(factors):
-            if tuple(F.shape) != (X.shape[m], rank):
-                raise ValueError(f"`init` factor {m} must have shape {(X.shape[m], rank)}, got {tuple(F.shape)}")
         if weights is not None:
-            factors[0] = factors[0] * as_tensor(weights, "init weights", min_ndim=1)[0][None, :]
+            factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
         init = factors
     n_restarts = check_int(n_restarts, "n_restarts", low=0)
     if not isinstance(compress, (bool, np.bool_)):
         raise TypeError(f"`compress` must be a bool, got {compress!r}")
     if not isinstance(line_search, (bool, np.bool_)):
         raise TypeError(f"`line_search` must be a bool, got {line_search!r}")
-    n_iter_max = check_int(n_iter_max, "n_iter_max", low=1)
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
     tol = check_float(tol, "tol", low=0)
     return X, M, xp, rank, init, n_restarts, bool(compress), bool(line_search), n_iter_max, tol, as_generator(rng)
 
 
-def cp_als(tensor, rank, *, init="svd", n_restarts=0, compress=True, line_search=True, n_iter_max=200, tol=1e-9, mask=None, rng=None):
+def _iv_cp_options(X, M, init, normalize_factors, orthogonalise, sparsity, fixed_modes, callback):
+    if not isinstance(normalize_factors, (bool, np.bool_)):
+        raise TypeError(f"`normalize_factors` must be a bool, got {normalize_factors!r}")
+    if isinstance(orthogonalise, (bool, np.bool_)):
+        orthogonalise = 10**9 if orthogonalise else 0  # True: every sweep (TensorLy)
+    else:
+        orthogonalise = check_int(orthogonalise, "orthogonalise", low=0)
+    size = int(np.prod(X.shape))
+    if sparsity is None:
+        count = 0
+    elif isinstance(sparsity, (float, np.floating)):
+        count = int(check_float(sparsity, "sparsity", low=0, high=1, high_inclusive=False) * size)
+    else:
+        count = check_int(sparsity, "sparsity", low=0, high=size - 1)
+    if count and M is not None:
+        raise ValueError("`sparsity` and `mask` cannot be combined (a sparse residual needs every entry)")
+    fixed = _iv_modes_set(fixed_modes, X.ndim, "fixed_modes", default=())
+    if fixed and isinstance(init, str):
+        raise ValueError("`fixed_modes` needs `init` given as factors (the fixed ones are kept as given)")
+    if len(fixed) == X.ndim:
+        raise ValueError("`fixed_modes` must leave at least one mode free")
+    return {
+        "normalize_factors": bool(normalize_factors),
+        "orthogonalise": orthogonalise,
+        "sparsity": count,
+        "fixed_modes": fixed,
+        "callback": _iv_callback(callback),
+    }
+
+
+def cp_als(
+    tensor,
+    rank,
+    *,
+    init="svd",
+    n_restarts=0,
+    compress=True,
+    line_search=True,
+    n_iter_max=200,
+    tol=1e-9,
+    mask=None,
+    normalize_factors=True,
+    orthogonalise=False,
+    sparsity=None,
+    fixed_modes=None,
+    callback=None,
+    rng=None,
+):
     """CP (CANDECOMP/PARAFAC) decomposition by alternating least squares.
 
     With ``compress`` the tensor is first compressed by ST-HOSVD to an R x ... x R core, where
@@ -337,8 +423,9 @@ def cp_als(tensor, rank, *, init="svd", n_restarts=0, compress=True, line_search
         Real tensor, ``K >= 2``; entries outside ``mask`` may be NaN.
     rank : int
         Number of rank-one components.
-    init : {"svd", "random"} or CPTensor, default="svd"
-        Starting point (``"svd"`` adds the GEVD start for third-order tensors).
+    init : {"svd", "random"}, CPTensor or list of arrays, default="svd"
+        Starting point (``"svd"`` adds the GEVD start for third-order tensors); factors
+        ``(I_k, rank)`` as a plain list are accepted too.
     n_restarts : int, default=0
         Extra random starts; the lowest final error wins.
     compress : bool, default=True
@@ -346,11 +433,27 @@ def cp_als(tensor, rank, *, init="svd", n_restarts=0, compress=True, line_search
     line_search : bool, default=True
         Extrapolate along the previous step when it lowers the error.
     n_iter_max : int, default=200
-        Maximum ALS sweeps on the full tensor.
+        Maximum ALS sweeps on the full tensor; 0 returns the (normalized) initialization.
     tol : float, default=1e-9
         Stop when the relative error changes by at most ``tol`` times itself.
     mask : array of bool, default=None
         True where observed.
+    normalize_factors : bool, default=True
+        True: unit-norm columns and the scale in ``weights``. False (TensorLy's default): unit
+        ``weights`` and the scale of each component shared evenly by its factors.
+    orthogonalise : bool or int, default=False
+        Replace the factors by orthonormal bases of their columns before each of the first
+        ``orthogonalise`` sweeps (True: every sweep), as TensorLy's ``orthogonalise``.
+    sparsity : float or int, default=None
+        Fit ``tensor ≈ CP + S`` where ``S`` holds the ``sparsity`` (count, or fraction of all
+        entries) largest-magnitude entries of the residual, re-chosen every sweep (ALS on
+        ``tensor - S``): robust to that many gross outliers. ``S`` is returned as the result's
+        ``sparse_component`` attribute. Not with ``mask``.
+    fixed_modes : collection of int, default=None
+        Modes whose factors stay as given in ``init`` (which must then be factors).
+    callback : callable, default=None
+        ``callback(iteration, rel_error, factors)`` after every full-tensor sweep; True stops.
+        Without compression every start runs its own sweeps (iteration restarts at 0 per start).
     rng : None, int or numpy.random.Generator, default=None
         Randomness of the starts.
 
@@ -358,7 +461,8 @@ def cp_als(tensor, rank, *, init="svd", n_restarts=0, compress=True, line_search
     -------
     tensorly.cp_tensor.CPTensor
         ``(weights, factors)``: unit-norm factor columns (largest entry positive in all but the last
-        factor), weights in decreasing order.
+        factor), weights in decreasing order. Its ``sparse_component`` attribute is the sparse part
+        ``S`` (None without ``sparsity``).
 
     Raises
     ------
@@ -385,8 +489,13 @@ def cp_als(tensor, rank, *, init="svd", n_restarts=0, compress=True, line_search
     X, M, xp, rank, init, n_restarts, compress, line_search, n_iter_max, tol, gen = _iv_cp(
         tensor, rank, init, n_restarts, compress, line_search, n_iter_max, tol, mask, rng
     )
-    weights, factors, _ = cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp)
-    return _tl().cp_tensor.CPTensor((weights, factors))
+    options = _iv_cp_options(X, M, init, normalize_factors, orthogonalise, sparsity, fixed_modes, callback)
+    weights, factors, _, S = cp_body(
+        X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp, options=options
+    )
+    out = _tl().cp_tensor.CPTensor((weights, factors))
+    out.sparse_component = S
+    return out
 
 
 # ----------------------------------------------------------------------------- TT
@@ -545,7 +654,7 @@ class Tucker(_TensorDecomposition):
     def fit(self, X, y=None, mask=None):
         """Decompose tensor ``X`` (``mask``: True where observed). Returns self."""
         X = self._validate(X)
-        X, M, xp, gen, modes, ranks, init, n_iter_max, tol = _iv_tucker(
+        X, M, xp, gen, modes, ranks, init, n_iter_max, tol, _ = _iv_tucker(
             X, self.rank, None, self.init, self.n_iter_max, self.tol, self.svd, mask, self.random_state
         )
         core, factors, errors = hooi_body(X, ranks, modes, init, n_iter_max, tol, self.svd, M, gen, xp)
@@ -622,7 +731,7 @@ class CP(_TensorDecomposition):
         X, M, xp, rank, init, n_restarts, compress, line_search, n_iter_max, tol, gen = _iv_cp(
             X, self.rank, self.init, self.n_restarts, self.compress, self.line_search, self.n_iter_max, self.tol, mask, self.random_state
         )
-        weights, factors, errors = cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp)
+        weights, factors, errors, _ = cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp)
         self.decomposition_ = _tl().cp_tensor.CPTensor((weights, factors))
         self.weights_, self.factors_ = weights, factors
         self.errors_ = errors

@@ -89,7 +89,7 @@ def _binned_init(Xs, ys, modes, ranks, core_kind, variance, rng):
     r = [min(R, B) for R, B in zip(ranks, shape)]
     try:
         if core_kind == "cp":
-            weights, factors, _ = cp_body(T, ranks[0], "svd", 0, False, False, 100, 1e-6, M, rng, np)
+            weights, factors, _, _ = cp_body(T, ranks[0], "svd", 0, False, False, 100, 1e-6, M, rng, np)
             core_mean = np.asarray(weights)
         else:
             core_mean, factors, _ = hooi_body(T, r, list(range(K)), "svd", 50, 1e-6, "gram", M, rng, np)
