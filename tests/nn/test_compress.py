@@ -111,6 +111,12 @@ def test_registry_lists_and_dispatches_a_new_compressor():
         register_compressor("bad", object)
     with pytest.raises(TypeError, match="`name`"):
         register_compressor(3, SVDCompressor)
+
+    class InputStatistics(SVDCompressor):
+        statistics = "inputs"
+
+    with pytest.raises(ValueError, match="statistics='inputs'"):
+        register_compressor("test-inputs", InputStatistics)
     with pytest.raises(ValueError, match="`method`"):
         compress(model, "no-such-method", rank=2)
     with pytest.raises(TypeError, match="unknown option"):

@@ -62,6 +62,8 @@ def test_calibration_of_wrong_width_or_dtype(mlp, x):
         compress_afm(mlp, (x.double(),), rank=2)
     with pytest.raises(ValueError, match="`calibration`: the model failed on batch 1"):
         compress_afm(mlp, [(x,), (x[:, :5],)], rank=2)
+    with pytest.raises(ValueError, match=r"`calibration`: the model failed on batch 0 \(ndarray"):
+        compress_afm(mlp, [(x.numpy(),)], rank=2)  # not a tensor
 
 
 def test_rank_dict_naming_no_layer(mlp, x):

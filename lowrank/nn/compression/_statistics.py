@@ -213,7 +213,7 @@ def collect_output_statistics(model, targets, calibration, batch_size, max_batch
                                   unit="batch"):
                 try:
                     call_model(model, batch)
-                except RuntimeError as err:
+                except (RuntimeError, TypeError) as err:
                     # Shape and dtype mismatches surface deep inside a matmul: say which argument.
                     raise ValueError(f"`calibration`: the model failed on batch {n_batches} ({_describe(batch)}; "
                                      f"model parameters are {_model_dtype(model)}): {err}") from err
