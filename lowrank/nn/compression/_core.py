@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_choice, check_float, check_int
-from lowrank.nn._targets import select_modules
+from lowrank.nn._targets import replace_module, select_modules
 from lowrank.nn.compression._ranks import choose_ranks, output_dim
 from lowrank.nn.compression._registry import get_compressor
 from lowrank.nn.compression._report import CompressionReport, LayerReport
 from lowrank.nn.compression._statistics import (check_calibration, check_finite_parameters,
                                                 collect_output_statistics)
-from lowrank.nn._targets import replace_module
 from lowrank.nn.layers import count_parameters
 
 torch = import_optional("torch", purpose="lowrank.nn")
