@@ -67,6 +67,23 @@ def barabasi_albert(n, m=5, seed=0):
     return _GRAPHS[key]
 
 
+def ring_with_dangling(n, seed=0, chords=2, span=50, dangling=0.03):
+    """Directed ring-like graph: arcs i -> i+1 and ``chords`` short forward chords (length 2..span-1)
+    per vertex, then ``dangling`` of the vertices lose their out-arcs. Slow mixing, local PPR: the
+    kind of graph where a fixed decomposition depth was least accurate (issue 24)."""
+    key = ("ring", n, seed)
+    if key not in _GRAPHS:
+        rng = np.random.default_rng(seed)
+        src = np.tile(np.arange(n), chords + 1)
+        dst = np.concatenate([np.arange(1, n + 1)] + [np.arange(n) + rng.integers(2, span, n) for _ in range(chords)])
+        dead = rng.choice(n, int(dangling * n), replace=False)
+        keep = ~np.isin(src, dead)
+        A = sp.csr_matrix((np.ones(keep.sum()), (src[keep], dst[keep] % n)), shape=(n, n))
+        A.data[:] = 1.0
+        _GRAPHS[key] = A
+    return _GRAPHS[key]
+
+
 def _seeds(n, k):
     return np.random.default_rng(1).choice(n, k, replace=False)
 
@@ -259,6 +276,43 @@ class PowerWalkQuality:
         return best_of(repeat=1, fn=lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6)) / self.query_s
 
 
+class PowerWalkTolerance:
+    """``query(tol=...)`` (steps chosen from the flow left: the default tol 0.04 gives T = 25) against a
+    fixed ``n_decomp`` on both graph kinds, n = 100,000, 100 seeds: query time, and mean L1 error
+    against the exact solver (L1 <= 1e-9)."""
+
+    params = (["barabasi_albert", "ring_with_dangling"], ["default_tol", "tol_0.01", "n_decomp_10"])
+    param_names = ["graph", "query"]
+    number = 1
+    repeat = 3
+    timeout = 900
+    _cache = {}
+
+    @staticmethod
+    def _kwargs(query):
+        return {"default_tol": {}, "tol_0.01": {"tol": 0.01}, "n_decomp_10": {"n_decomp": 10}}[query]
+
+    def setup(self, graph, query):
+        _warm()
+        if graph not in self._cache:
+            A = barabasi_albert(SIZES["1M"]) if graph == "barabasi_albert" else ring_with_dangling(SIZES["1M"])
+            seeds = _seeds(A.shape[0], 100)
+            exact = personalized_pagerank(A, seeds, tol=1e-9, max_iter=1000)
+            pw = PowerWalk(n_walks=10, walk_length=10, random_state=0).fit(A)
+            self._cache[graph] = (A, seeds, exact, pw)
+        self.A, self.seeds, self.exact, self.pw = self._cache[graph]
+        self.kwargs = self._kwargs(query)
+
+    def time_query(self, graph, query):
+        self.pw.query(self.seeds, **self.kwargs)
+
+    def track_mean_l1(self, graph, query):
+        return float(np.abs(self.pw.query(self.seeds, **self.kwargs) - self.exact).sum(axis=1).mean())
+
+    def track_max_l1(self, graph, query):
+        return float(np.abs(self.pw.query(self.seeds, **self.kwargs) - self.exact).sum(axis=1).max())
+
+
 def _main():
     def cpu_wall(fn):
         c, t = time.process_time(), time.perf_counter()
@@ -293,6 +347,14 @@ def _main():
         l1 = np.abs(Q - exact).sum(1).mean()
         print(f"PowerWalk query 100 seeds T={T}: wall {w:.2f} s, CPU {c:.2f} s, mean L1 {l1:.4f}, "
               f"precision@100 {_precision_at(Q, exact):.4f}")
+    for name, G in (("BA", A), ("ring, 3% dangling", ring_with_dangling(SIZES["1M"]))):
+        ex = exact if G is A else personalized_pagerank(G, seeds, tol=1e-9, max_iter=1000)
+        index = pw if G is A else PowerWalk(n_walks=10, walk_length=10, random_state=0).fit(G)
+        for label, kwargs in (("default tol=0.04", {}), ("tol=0.01", {"tol": 0.01}), ("n_decomp=10", {"n_decomp": 10})):
+            Q, w, c = cpu_wall(lambda: index.query(seeds, **kwargs))
+            err = np.abs(Q - ex).sum(1)
+            print(f"PowerWalk query on {name}, {label}: wall {w:.2f} s, CPU {c:.2f} s, "
+                  f"mean L1 {err.mean():.4f}, max L1 {err.max():.4f}")
 
 
 if __name__ == "__main__":

@@ -441,30 +441,44 @@ def _dask_zeros(rows, params):
     return np.zeros((rows, params.n_components), dtype=params.dtype)
 
 
+def _dask_block(block):
+    return block
+
+
 def _fastrp_dask(A, features, seed, params, client, n_partitions):
+    """Body of :func:`fastrp` on Dask: one task per row block and step, every result recomputable.
+
+    Fault tolerance is Dask's lineage: the row blocks of ``M`` enter the graph as task arguments
+    (not ``scatter``: scattered data has no recipe, so a worker lost while holding it cancels the
+    fit), every other value is a task of them, and keys are unique per call (``pure=False``: two
+    calls on one client never share, and so never release, each other's keys). A worker lost at
+    any point has its results recomputed from the graph, identically (counter RNG, row-wise
+    kernels). The cost is one serialized copy of ``M`` kept by the scheduler until the fit ends.
+    """
     n = A.shape[0]
     if n_partitions is None:
         n_partitions = max(1, sum(client.nthreads().values()))
     M, degree = _transition(A, params)
     bounds = _row_blocks(M.indptr, n_partitions)
     logger.debug("FastRP on Dask: %d row blocks", len(bounds))
-    m_blocks = client.scatter([M[a:b] for a, b in bounds])
+
+    def submit(fn, *args):
+        return client.submit(fn, *args, pure=False)
+
+    m_blocks = [submit(_dask_block, M[a:b]) for a, b in bounds]
     r_blocks = [
-        client.submit(
-            _dask_initial_block, a, b, degree[a:b], None if features is None else features[a:b], seed, params, n,
-            pure=False,
-        )
+        submit(_dask_initial_block, a, b, degree[a:b], None if features is None else features[a:b], seed, params, n)
         for a, b in bounds
     ]
-    source = client.submit(_dask_stack_sparse, r_blocks)
-    res = [client.submit(_dask_zeros, b - a, params) for a, b in bounds]
+    source = submit(_dask_stack_sparse, r_blocks)
+    res = [submit(_dask_zeros, b - a, params) for a, b in bounds]
     for weight in params.weights:
-        steps = [client.submit(_dask_step, m, source, r, weight, params, pure=False) for m, r in zip(m_blocks, res)]
-        res = [client.submit(_dask_second, s) for s in steps]
-        source = client.submit(_dask_stack_dense, [client.submit(_dask_first, s) for s in steps])
+        steps = [submit(_dask_step, m, source, r, weight, params) for m, r in zip(m_blocks, res)]
+        res = [submit(_dask_second, step) for step in steps]
+        source = submit(_dask_stack_dense, [submit(_dask_first, step) for step in steps])
     embedding = np.vstack(client.gather(res))
     if params.self_influence != 0.0:
-        _add_self_influence(embedding, client.gather(client.submit(_dask_stack_sparse, r_blocks)), params)
+        _add_self_influence(embedding, client.gather(submit(_dask_stack_sparse, r_blocks)), params)
     if params.standardize:
         _standardize(embedding)
     return embedding

@@ -71,17 +71,33 @@ def _client_or_none(client):
 def _run_on_dask(client, scorer, queries, items, todo, finish):
     from distributed import as_completed
 
-    # Wrapping in a list stops scatter from splitting a list of queries into one future per query.
-    scorer_f, queries_f = client.scatter([scorer, queries], broadcast=True)
+    # The scorer and the queries enter the graph as task arguments, not through `scatter`: a task
+    # can be rerun when the worker holding its result is lost, scattered data cannot (the fit
+    # would be cancelled), and unique keys (pure=False) keep concurrent fits on one client apart.
+    # The box keeps Dask from looking inside user objects (a list of queries stays one value).
+    scorer_f = client.submit(_unbox, _Box(scorer), pure=False)
+    queries_f = client.submit(_unbox, _Box(queries), pure=False)
     futures = {
-        client.submit(_score_block, scorer_f, queries_f, take(items, slice(*block)), pure=False): block for block in todo
+        client.submit(_score_block, scorer_f, queries_f, _Box(take(items, slice(*block))), pure=False): block
+        for block in todo
     }
     for fut, scores in as_completed(futures, with_results=True):
         finish(futures[fut], scores)
 
 
-def _score_block(scorer, queries, items_block):
-    return scorer(queries, items_block)
+class _Box:
+    """An opaque holder, so a task argument reaches the function exactly as given."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _unbox(box):
+    return box.value
+
+
+def _score_block(scorer, queries, items_box):
+    return scorer(queries, items_box.value)
 
 
 def scorer_identity(scorer):
