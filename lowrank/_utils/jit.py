@@ -97,6 +97,8 @@ def njit(func=None, /, *, cache=True, **options):
     import numba
 
     dispatcher = numba.njit(**options)(func)
+    if not hasattr(dispatcher, "_cache"):  # NUMBA_DISABLE_JIT=1: numba hands back the Python function
+        return dispatcher
     if cache and os.environ.get("LOWRANK_KERNEL_CACHE", "1").strip().lower() not in ("0", "false", "no", "off"):
         dispatcher._cache = _LazyKernelCache(dispatcher.py_func, _options_tag(options))
     KERNELS.append(dispatcher)
