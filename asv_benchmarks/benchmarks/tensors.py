@@ -9,7 +9,13 @@ import time
 
 import numpy as np
 import tensorly as tl
-from tensorly.decomposition import non_negative_parafac_hals, non_negative_tucker_hals, parafac, tucker as tl_tucker
+from tensorly.decomposition import (
+    non_negative_parafac_hals,
+    non_negative_tucker_hals,
+    parafac,
+    randomised_parafac,
+    tucker as tl_tucker,
+)
 
 from lowrank.datasets import continuous_tensor
 from lowrank.tensors import (
@@ -19,6 +25,7 @@ from lowrank.tensors import (
     non_negative_cp,
     non_negative_tucker,
     partial_tucker,
+    randomized_cp,
     st_hosvd,
     tt_svd,
     tucker,
@@ -258,3 +265,46 @@ class NonNegativeVsTensorLy:
     track_cp_speedup_equal_quality.unit = "x"
     track_tucker_error_ratio_equal_time.unit = "ratio"
     track_tucker_speedup_equal_quality.unit = "x"
+
+
+class RandomizedCPSuite:
+    """randomized_cp (rank 10, 100 samples per update, 50 sweeps) at n = 100 and 200 per mode, and
+    same-process ratios against TensorLy's randomised_parafac with the same samples and sweeps."""
+
+    params = [100, 200]
+    param_names = ["n"]
+    timeout = 900
+    number = 1
+    repeat = 1
+
+    def setup(self, n):
+        rng = np.random.default_rng(0)
+        T = tl.cp_to_tensor((np.ones(RANK), [rng.standard_normal((n, RANK)) for _ in range(3)]))
+        E = rng.standard_normal(T.shape)
+        self.X = T + 0.01 * np.linalg.norm(T) / np.linalg.norm(E) * E
+
+    def _ours(self):
+        return randomized_cp(self.X, RANK, 10 * RANK, n_iter_max=50, tol=0, max_stagnation=0, rng=0)
+
+    def _ref(self):
+        return randomised_parafac(self.X, RANK, 10 * RANK, n_iter_max=50, tol=0, max_stagnation=0, init="svd", random_state=0)
+
+    def time_randomized_cp(self, n):
+        self._ours()
+
+    def peakmem_randomized_cp(self, n):
+        self._ours()
+
+    def track_speedup_vs_tensorly(self, n):
+        _, ours = _seconds(self._ours)
+        _, ref = _seconds(self._ref)
+        return ref / ours
+
+    def track_error_ratio_vs_tensorly(self, n):
+        """TensorLy's relative error / ours (> 1: ours is more accurate)."""
+        ours = rel_error(self._ours(), self.X)
+        ref = rel_error(tl.cp_tensor.CPTensor(self._ref()), self.X)
+        return ref / ours
+
+    track_speedup_vs_tensorly.unit = "x"
+    track_error_ratio_vs_tensorly.unit = "ratio"

@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = attach(
         "cp_als": "decomposition",
         "non_negative_cp": "decomposition",
         "non_negative_tucker": "decomposition",
+        "randomized_cp": "decomposition",
         "tt_svd": "decomposition",
         "Tucker": "decomposition",
         "CP": "decomposition",

@@ -26,6 +26,7 @@ __all__ = [
     "cp_als",
     "non_negative_cp",
     "non_negative_tucker",
+    "randomized_cp",
     "tt_svd",
     "Tucker",
     "CP",
@@ -978,3 +979,117 @@ def non_negative_tucker(tensor, rank, *, init="svd", n_iter_max=100, tol=1e-8, f
     args = _iv_nn_tucker(tensor, rank, init, n_iter_max, tol, fixed_modes, mask, callback, rng)
     core, factors, _ = _nn_tucker_run(*args)
     return _tl().tucker_tensor.TuckerTensor((core, factors))
+
+
+# ----------------------------------------------------------------------------- randomized CP
+
+
+def randomized_cp(
+    tensor,
+    rank,
+    n_samples,
+    *,
+    init="svd",
+    n_iter_max=100,
+    tol=1e-8,
+    sampling="uniform",
+    n_samples_fit=16384,
+    max_stagnation=20,
+    callback=None,
+    rng=None,
+):
+    """Randomized CP-ALS (CPRAND): each mode update solves its least squares on ``n_samples`` sampled
+    rows of the Khatri-Rao product, as TensorLy's ``randomised_parafac``.
+
+    A sweep reads only ``n_samples`` fibres per mode instead of the whole tensor, so it pays off for
+    tensors far larger than ``n_samples * rank``. The error is estimated on ``n_samples_fit`` fixed
+    random entries and the best sweep is returned.
+
+    Parameters
+    ----------
+    tensor : ndarray or torch.Tensor, shape (I_1, ..., I_K)
+        Real dense tensor, ``K >= 2`` (torch input is computed in numpy and returned as torch).
+    rank : int
+        Number of rank-one components.
+    n_samples : int
+        Khatri-Rao rows sampled per mode update (at least ``rank``; ~10 x rank is typical).
+    init : {"svd", "random"}, CPTensor or list of arrays, default="svd"
+        As in :func:`cp_als` (``"svd"``: leading singular vectors of each unfolding).
+    n_iter_max : int, default=100
+        Maximum sweeps; 0 returns the initialization.
+    tol : float, default=1e-8
+        Stop when the estimated error changes by at most ``tol``.
+    sampling : {"uniform", "leverage"}, default="uniform"
+        ``"uniform"`` (Battaglino et al.) or products of the factors' row leverage scores with
+        importance weights (Larsen & Kolda), better when the factors are coherent.
+    n_samples_fit : int, default=16384
+        Entries used to estimate the error (all entries when the tensor is smaller).
+    max_stagnation : int, default=20
+        Stop after this many sweeps without a new best estimate (0: never).
+    callback : callable, default=None
+        ``callback(iteration, estimated_rel_error, factors)`` after every sweep; True stops.
+    rng : None, int or numpy.random.Generator, default=None
+
+    Returns
+    -------
+    tensorly.cp_tensor.CPTensor
+        ``(weights, factors)`` normalized as :func:`cp_als`'s.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes, rank, ``n_samples`` below ``rank``, options, NaN/inf.
+    TypeError
+        Complex or non-numeric tensor, a non-callable ``callback``.
+
+    References
+    ----------
+    C. Battaglino, G. Ballard, T. G. Kolda, "A practical randomized CP tensor decomposition",
+    SIAM J. Matrix Anal. Appl. 39(2), 2018, arXiv:1701.06600;
+    B. W. Larsen, T. G. Kolda, "Practical leverage-based sampling for low-rank tensor decomposition",
+    SIAM J. Matrix Anal. Appl. 43(3), 2022, arXiv:2006.16438.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import randomized_cp
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.einsum("ir,jr,kr->ijk", *(rng.standard_normal((n, 3)) for n in (20, 21, 22)))
+    >>> cp = randomized_cp(X, 3, n_samples=60, rng=0)
+    >>> bool(np.linalg.norm(cp.to_tensor() - X) / np.linalg.norm(X) < 1e-6)
+    True
+    """
+    from lowrank.tensors._cp import svd_init
+    from lowrank.tensors._randomized_cp import randomized_cp_body
+    from lowrank.tensors._tensor_ops import to_backend
+
+    X, xp = as_tensor(tensor, "tensor")
+    rank = check_int(rank, "rank", low=1)
+    n_samples = check_int(n_samples, "n_samples", low=rank)
+    if isinstance(init, str):
+        check_choice(init, "init", ("svd", "random"))
+    else:
+        factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
+        weights = getattr(init, "weights", None)
+        if weights is not None:
+            factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
+        init = factors
+    n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
+    tol = check_float(tol, "tol", low=0)
+    check_choice(sampling, "sampling", ("uniform", "leverage"))
+    n_samples_fit = check_int(n_samples_fit, "n_samples_fit", low=1)
+    max_stagnation = check_int(max_stagnation, "max_stagnation", low=0)
+    callback = _iv_callback(callback)
+    gen = as_generator(rng)
+    Xn = X.detach().cpu().numpy().astype(np.float64) if is_torch(X) else np.asarray(X, dtype=np.float64)
+    if isinstance(init, list):
+        start = [F.detach().cpu().numpy() if is_torch(F) else F for F in init]
+    elif init == "svd":
+        start = svd_init(Xn, rank, gen, np)
+    else:
+        start = [gen.standard_normal((int(n), rank)) for n in Xn.shape]
+    weights, factors, _ = randomized_cp_body(
+        Xn, start, n_samples, n_iter_max, tol, sampling, n_samples_fit, max_stagnation, callback, gen
+    )
+    weights, factors = to_backend(weights, X), [to_backend(F, X) for F in factors]
+    return _tl().cp_tensor.CPTensor((weights, factors))
