@@ -170,14 +170,18 @@ def main(argv=None):
     -------
     int
         The exit status: 0 on success, 2 on a user error (one ``error:`` line on standard error).
+
+    Raises
+    ------
+    SystemExit
+        From argparse: code 0 after ``--help``/``--version``, 2 after a command-line syntax error
+        (printed as one line).
     """
     from lowrank._utils.progress import progress_mode
 
     parser = build_parser()
-    try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as exc:  # argparse: --help / --version (0) or an error already printed (2)
-        return exc.code if isinstance(exc.code, int) else 2
+    # argparse exits itself: SystemExit(0) after --help / --version, SystemExit(2) after its one-line error
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
