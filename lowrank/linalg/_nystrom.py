@@ -31,7 +31,10 @@ def nystrom(K, rank, *, n_oversamples=10, rng=None):
     Raises
     ------
     ValueError
-        Non-square or non-symmetric (dense input) ``K``, rank out of range, NaN/inf.
+        Non-square or non-symmetric (dense input) ``K``, rank out of range, NaN/inf, or ``K`` found
+        indefinite: a negative diagonal entry (dense/sparse input) or a sketch ``Omega.T @ K @ Omega``
+        with an eigenvalue below ``-1e-8`` times its largest (the estimates would be meaningless).
+        An all-zero ``K`` is valid: ``s`` is then all zero.
 
     References
     ----------
@@ -55,6 +58,9 @@ def nystrom(K, rank, *, n_oversamples=10, rng=None):
             raise ValueError("`K` must be symmetric (positive semidefinite)")
     elif K.shape[0] != K.shape[1]:
         raise ValueError(f"`K` must be square, got shape {K.shape}")
+        diag = K.diagonal()
+        if diag.min() < -1e-8 * max(float(np.abs(diag).max()), 1e-300):
+            raise ValueError("`K` must be positive semidefinite; it has a negative diagonal entry")
     rank = check_rank(rank, K.shape)
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
     gen = as_generator(rng)
@@ -63,6 +69,8 @@ def nystrom(K, rank, *, n_oversamples=10, rng=None):
     Omega, _ = np.linalg.qr(gen.standard_normal((n, size)))
     Y = np.asarray(aslinearoperator(K).matmat(Omega))
     shift = np.sqrt(n) * np.finfo(np.float64).eps * np.linalg.norm(Y)
+    if shift == 0:  # K @ Omega = 0 for a Gaussian Omega: K is the zero matrix
+        return Omega[:, :rank], np.zeros(rank)
     Y = Y + shift * Omega
     core = Omega.T @ Y
     core = (core + core.T) / 2
@@ -72,6 +80,11 @@ def nystrom(K, rank, *, n_oversamples=10, rng=None):
     except np.linalg.LinAlgError:
         # Not numerically PSD along the sketch: use the eigen-decomposition of the core instead.
         w, V = np.linalg.eigh(core)
+        if w[0] < -1e-8 * max(abs(w[-1]), shift):
+            raise ValueError(
+                "`K` must be positive semidefinite; the sketch Omega.T @ K @ Omega has eigenvalue "
+                f"{w[0]:.3g} (largest {w[-1]:.3g})"
+            ) from None
         B = (Y @ V) / np.sqrt(np.maximum(w, shift))
     U, sv, _ = scipy.linalg.svd(B, full_matrices=False)
     s = np.maximum(sv**2 - shift, 0.0)

@@ -145,7 +145,37 @@ def svd_flip(U, Vh):
     """Make signs deterministic: the largest-magnitude entry of each column of ``U`` becomes positive.
 
     Works for numpy arrays and torch tensors; returns new ``(U, Vh)``.
+
+    Parameters
+    ----------
+    U : (m, k) array or torch.Tensor
+        Left singular vectors (columns).
+    Vh : (k, n) array or torch.Tensor
+        Right singular vectors (rows); row ``i`` is flipped with column ``i`` of ``U``.
+
+    Returns
+    -------
+    U, Vh : arrays of the same shapes, flipped together so that ``U @ diag(s) @ Vh`` is unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``U`` or ``Vh`` not 2-D, or ``Vh.shape[0] != U.shape[1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> U, Vh = svd_flip(np.array([[-2.0], [1.0]]), np.array([[1.0, -1.0]]))
+    >>> U.ravel().tolist(), Vh.ravel().tolist()
+    ([2.0, -1.0], [-1.0, 1.0])
     """
+    if getattr(U, "ndim", None) != 2 or getattr(Vh, "ndim", None) != 2:
+        raise ValueError(
+            "`U` and `Vh` must be 2-D (columns and rows of singular vectors), got ndim "
+            f"{getattr(U, 'ndim', None)} and {getattr(Vh, 'ndim', None)}"
+        )
+    if Vh.shape[0] != U.shape[1]:
+        raise ValueError(f"`Vh` must have one row per column of `U` ({U.shape[1]}), got {Vh.shape[0]}")
     if is_torch(U):
         import torch
 

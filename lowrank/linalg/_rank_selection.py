@@ -27,6 +27,12 @@ def rank_by_energy(s, energy=0.9):
     Returns
     -------
     int
+        At least 1; an all-zero spectrum (no energy to keep) gives 1, the smallest rank.
+
+    Raises
+    ------
+    ValueError
+        ``s`` empty, not 1-D, negative, non-finite or not descending; ``energy`` outside (0, 1].
 
     Examples
     --------
@@ -56,6 +62,12 @@ def rank_by_knee(s):
     Returns
     -------
     int, at least 1
+        An all-zero spectrum (no head at all) gives 1, as :func:`rank_by_energy` does.
+
+    Raises
+    ------
+    ValueError
+        ``s`` empty, not 1-D, negative, non-finite or not descending.
 
     Examples
     --------
@@ -63,7 +75,7 @@ def rank_by_knee(s):
     3
     """
     s = _spectrum(s)
-    if s.size <= 2:
+    if s.size <= 2 or s[0] == 0:
         return 1
     floor = s[0] * 1e-15 if s[0] > 0 else 1e-300
     y = np.log(np.maximum(s, floor))

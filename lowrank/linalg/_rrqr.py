@@ -81,7 +81,9 @@ def _rrqr(A, rank, tol, strong, f):
         else:
             d = np.abs(np.diag(R))
             rank = max(1, int(np.count_nonzero(d > tol * d[0]))) if d[0] > 0 else 1
-    if strong and rank < A.shape[1]:
+    # A zero on R11's diagonal means (column pivoting) that the trailing block R22 is zero as well:
+    # the factorization already reveals the rank, and the swaps' R11^-1 would not exist.
+    if strong and rank < A.shape[1] and np.abs(np.diag(R)[:rank]).min() > 0:
         Q, R, perm = _strong_swaps(A, Q, R, perm, rank, f)
     return Q[:, :rank], R[:rank], perm
 
@@ -123,7 +125,14 @@ def strong_rrqr_bounds(R, k):
     Returns
     -------
     (float, float)
-        Both 0.0 when ``R`` has no column beyond the first ``k``.
+        Both 0.0 when ``R`` has no column beyond the first ``k``; both inf when ``R11`` is singular.
+
+    Raises
+    ------
+    ValueError
+        ``R`` not a non-empty 2-D finite real array, ``k`` not in ``1 <= k <= R.shape[0]``.
+    TypeError
+        ``R`` not array-like or not real, ``k`` not an integer.
 
     Examples
     --------
@@ -135,8 +144,14 @@ def strong_rrqr_bounds(R, k):
     >>> bool(w <= 1.2 + 1e-12 and g <= 1.2 + 1e-12)
     True
     """
+    if R is None:
+        raise TypeError("`R` must be a 2-D array (the R factor of a pivoted QR), got None")
+    R = check_matrix(R, "R", accept_sparse=False)
+    k = check_int(k, "k", low=1, high=R.shape[0])
     if R.shape[1] <= k:  # no R12
         return 0.0, 0.0
+    if np.abs(np.diag(R)[:k]).min() == 0:
+        return float("inf"), float("inf")
     W, G = _bound_terms(R, k)
     return float(np.abs(W).max()), float(G.max())
 

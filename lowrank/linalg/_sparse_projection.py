@@ -32,11 +32,19 @@ def sparse_random_projection(n_features, n_components, *, density="auto", rng=No
         An int is the counter seed itself; pass the same int to reproduce rows elsewhere.
     rows : array_like of int, optional
         Generate only these rows (in this order). Default: all ``n_features`` rows.
-    dtype : numpy dtype, default=float64
+    dtype : numpy floating dtype, default=float64
+        float16, float32 or float64 (the entries ``±v`` are not integers).
 
     Returns
     -------
     scipy.sparse.csr_matrix, shape (len(rows) or n_features, n_components)
+
+    Raises
+    ------
+    ValueError
+        Sizes below 1, ``density`` out of range, ``rows`` out of range, a non-floating ``dtype``.
+    TypeError
+        ``dtype`` that numpy does not understand.
 
     References
     ----------
@@ -61,7 +69,18 @@ def sparse_random_projection(n_features, n_components, *, density="auto", rng=No
         if rows.size and (rows.min() < 0 or rows.max() >= n_features):
             raise ValueError(f"`rows` must lie in [0, n_features) = [0, {n_features})")
         rows = rows.astype(np.int64)
-    return _projection_rows(rows, n_components, density, as_seed(rng), np.dtype(dtype))
+    return _projection_rows(rows, n_components, density, as_seed(rng), _check_dtype(dtype))
+
+
+def _check_dtype(dtype):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"`dtype` must be a numpy floating dtype, got {dtype!r}") from None
+    if dtype.kind != "f":
+        # Casting +-1/sqrt(density * n_components) to an integer type would give an all-zero matrix.
+        raise ValueError(f"`dtype` must be a real floating dtype (float16, float32, float64), got {dtype}")
+    return dtype
 
 
 def _check_density(density, n_features):
