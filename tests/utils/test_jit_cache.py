@@ -196,3 +196,16 @@ def test_signatures_are_refused_and_options_tag_is_stable():
     # fastmath flags are a set: the file-name tag must not depend on the process's hash seed
     assert jit._options_tag({"fastmath": {"reassoc", "contract"}}) == jit._options_tag({"fastmath": {"contract", "reassoc"}})
     assert jit._options_tag({"nogil": True}) != jit._options_tag({"parallel": True})
+
+
+def test_warmup_command_fills_the_cache(package_copy, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "LOWRANK_"))}
+    env.update(PYTHONPATH=str(package_copy), NUMBA_CACHE_DIR=str(tmp_path / "c"), OMP_NUM_THREADS="1")
+    runs = [subprocess.run([sys.executable, "-m", "lowrank", "warmup", "linalg"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr[-2000:]
+    first, second = (r.stdout.splitlines() for r in runs)
+    assert first[0].split()[:2] == ["linalg", "1"] and "(0 from the cache)" in first[0]
+    assert second[0].split()[:2] == ["linalg", "1"] and "(1 from the cache)" in second[0]
+    assert first[-1].startswith(f"kernel cache: {tmp_path / 'c' / 'lowrank'} (")
+    assert list((tmp_path / "c" / "lowrank").rglob("*.nbc"))
