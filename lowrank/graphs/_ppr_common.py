@@ -108,7 +108,9 @@ def personalization_rows(adj, seeds, *, name="seeds"):
         idx = adj.index_of([seeds], name=name)
         return _unit_rows(idx, n)
     else:
-        if sp.issparse(seeds) or _is_torch(seeds):
+        if _is_torch(seeds):
+            seeds = seeds.detach().cpu().numpy()
+        if sp.issparse(seeds):
             raise TypeError(
                 f"`{name}` are vertices; a restart distribution given as a vector or matrix goes to `personalization=`"
             )

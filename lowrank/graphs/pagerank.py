@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from lowrank._utils.ranking import top_k_rows
 from lowrank._utils.validation import check_choice, check_float, check_int
+from lowrank.graphs._ppr_torch import graph_to_scipy, is_torch, power_torch, resolve_device, top_k_torch, torch_module
 from lowrank.graphs._ppr_common import (
     Transition,
     check_damping,
@@ -62,15 +63,17 @@ def personalized_pagerank(
     method="power",
     top_k=None,
     rng=None,
+    device=None,
 ):
     """Personalized PageRank of one or many seeds.
 
     Parameters
     ----------
-    graph : scipy sparse matrix, numpy array, networkx graph, str or os.PathLike
+    graph : scipy sparse matrix, numpy array, torch tensor, networkx graph, str or os.PathLike
         Adjacency with ``A[u, v]`` the weight of arc u -> v (row = source), a networkx
         ``Graph``/``DiGraph``, or an edge-list file ``source target [weight]`` (directed).
-        See :func:`lowrank.graphs.as_adjacency`.
+        See :func:`lowrank.graphs.as_adjacency`. A torch tensor (dense, COO, CSR or CSC, on any
+        device) selects the torch solver on its device and dtype (float32 stays float32).
     seeds : vertex, sequence of vertices, dict or sequence of dicts, optional
         One vertex, a batch of vertices (one PPR vector per vertex), a personalization
         ``{vertex: weight}`` (weights are normalized) or a batch of such dicts. Vertices are
@@ -116,14 +119,22 @@ def personalized_pagerank(
         Return only the ``top_k`` highest-scoring vertices per seed.
     rng : None, int or numpy.random.Generator, default=None
         Seed of the random walks (``"powerwalk"`` only).
+    device : str or torch.device, optional
+        Run the ``"power"`` solver in torch on this device (``"cuda"``, ``"cpu"``): the batched
+        iteration as torch sparse CSR x dense block products, with the same stopping rule, bound and
+        dangling convention as the numba kernel. Also chosen, on the input's device, when ``graph``
+        or ``personalization`` is a torch tensor. The result is then a torch tensor on that device
+        (float64, or the torch graph's float32). Default: numpy in, numpy out (numba).
 
     Returns
     -------
-    scores : ndarray of shape (n_seeds, n)
+    scores : ndarray or torch.Tensor of shape (n_seeds, n)
         When ``top_k`` is None. Row ``i`` is the PPR vector of ``seeds[i]`` (a single vertex or a
-        single dict gives one row); columns follow the graph's vertex order.
-    (indices, scores) : tuple of ndarrays of shape (n_seeds, top_k)
-        When ``top_k`` is given: vertex positions (int64) and scores, by decreasing score.
+        single dict gives one row); columns follow the graph's vertex order. A torch tensor on the
+        torch path (``device`` or torch input).
+    (indices, scores) : tuple of ndarrays (or torch tensors) of shape (n_seeds, top_k)
+        When ``top_k`` is given: vertex positions (int64) and scores, by decreasing score (ties to
+        the smaller position).
 
     Raises
     ------
@@ -132,7 +143,8 @@ def personalized_pagerank(
         graph), ``damping_factor`` outside (0, 1), ``tol <= 0``, bad ``top_k``, both or neither of
         ``seeds`` and ``personalization``, an ambiguous ``seeds``, a ``personalization`` /
         ``dangling`` / ``nstart`` of the wrong length, ``dangling`` or ``nstart`` with a method
-        other than ``"power"``.
+        other than ``"power"`` (also for torch input / ``device``), an unknown ``device`` or CUDA
+        asked for without one.
     TypeError
         Unsupported graph, seeds or personalization type (a float array given as ``seeds``).
 
@@ -169,12 +181,30 @@ def personalized_pagerank(
     >>> pi.shape, round(float(pi.sum()), 6)
     ((1, 5), 1.0)
     """
+    torch_device, torch_dtype = None, None
+    if device is not None or is_torch(graph) or is_torch(personalization):
+        graph, torch_device, torch_dtype = _torch_inputs(graph, device, method)
     adj, P, opts = _iv(graph, seeds, personalization, dangling, nstart, damping_factor, weights, tol, max_iter,
                        method, top_k)
+    if torch_device is not None:
+        X = power_torch(P, adj, opts.alpha, opts.tol, opts.max_iter, device=torch_device, dtype=torch_dtype,
+                        dangling=opts.dangling, nstart=opts.nstart)
+        return top_k_torch(X, opts.top_k) if opts.top_k is not None else X
     X = _solve(adj, P, opts, rng)
     if opts.top_k is not None:
         return top_k_rows(X, opts.top_k)
     return X
+
+
+def _torch_inputs(graph, device, method):
+    """The torch path's graph (on the host, for validation), device and dtype."""
+    torch = torch_module()
+    if method != "power":
+        raise ValueError(f"torch tensors / `device` need method='power', got method={method!r}")
+    graph_device, dtype = None, torch.float64
+    if is_torch(graph):
+        graph, graph_device, dtype = graph_to_scipy(graph)
+    return graph, resolve_device(device, graph_device), dtype
 
 
 def _solve(adj, P, opts, rng=None):
