@@ -1,8 +1,8 @@
 """lowrank.nn.compress: time/peak memory at two model widths (SVD and AFM), and AFM's output error
-relative to weight SVD at equal parameters on a trained ConvNet and a trained MLP.
+relative to weight SVD at equal parameters on the zoo's trained ConvNet and MLP.
 
-The models (and their data) are small and trained in seconds from a seed, so the ratio benchmark
-measures both methods on the same trained weights in the same process. The peer is plain
+The zoo's models train in seconds from a seed, so the ratio benchmark measures both methods on the
+same trained weights in the same process. The peer is plain
 truncated weight SVD (the strongest calibration-free baseline; torch has no compressor of its own).
 """
 
@@ -30,41 +30,6 @@ def mlp(width, seed=0):
     return nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
 
 
-def shapes_data(n=2400, seed=0):
-    """procedural_shapes images (3x16x16) labelled by their shape: (train, calibration, test) tensors."""
-    from lowrank.datasets import procedural_shapes
-
-    images, factors = procedural_shapes(n, image_size=16, rng=seed)
-    x, y = torch.as_tensor(images), torch.as_tensor(factors[:, 0])
-    a, b = int(0.7 * n), int(0.8 * n)
-    return (x[:a], y[:a]), x[a:b], (x[b:], y[b:])
-
-
-def digits_data(seed=0):
-    """sklearn digits scaled to [0, 1]: (train, calibration, test) tensors."""
-    import numpy as np
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(seed).permutation(len(y))
-    x, y = torch.as_tensor(X[order] / 16.0, dtype=torch.float32), torch.as_tensor(y[order])
-    a, b = int(0.7 * len(y)), int(0.8 * len(y))
-    return (x[:a], y[:a]), x[a:b], (x[b:], y[b:])
-
-
-def train(model, data, epochs, lr=3e-3, batch_size=64, seed=0):
-    """Plain Adam + cross-entropy; returns the model in eval mode."""
-    x, y = data
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(y), generator=g).split(batch_size):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
-    return model.eval()
-
-
 def output_error(small, model, x):
     """Relative Frobenius error of the whole model's outputs (logits) on ``x``."""
     with torch.no_grad():
@@ -73,17 +38,27 @@ def output_error(small, model, x):
 
 
 def trained_models(seed=0):
-    """The trained ConvNet (width 16) and MLP (width 128) with their calibration and test data."""
+    """Trained models of the zoo with their calibration inputs and test data.
+
+    ``"conv"``: ``shapes_transfer``'s ConvNet with its pretrained (shape) head, calibrated on 200
+    images of the transfer split, tested on the 1000 source test images. ``"mlp"``:
+    ``digits_classifier`` (64-256-256-10), calibrated on 256 training images, tested on its test split.
+    """
+    from lowrank.nn.zoo import digits_classifier, shapes_transfer
+
     torch.set_num_threads(1)
-    shapes_train, shapes_calib, shapes_test = shapes_data(seed=seed)
-    digits_train, digits_calib, digits_test = digits_data(seed=seed)
+    shapes = shapes_transfer(seed)
+    conv = shapes.model
+    conv.head = shapes.info["source_head"]
+    digits = digits_classifier(seed)
     return {
-        "conv": (train(conv_net(16, seed), shapes_train, epochs=10), shapes_calib, shapes_test),
-        "mlp": (train(mlp(128, seed), digits_train, epochs=20), digits_calib, digits_test),
+        "conv": (conv.eval(), shapes.train[0], shapes.info["source_test"]),
+        "mlp": (digits.model.eval(), digits.train[0][:256], digits.test),
     }
 
 
-TARGETS = {"conv": ["0", "3", "6"], "mlp": ["0", "2"]}  # the hidden layers (the heads stay dense)
+TARGETS = {"conv": ["0", "3", "6"], "mlp": ["0", "2"]}  # hidden layers of conv_net / mlp (heads stay dense)
+ZOO_TARGETS = {"conv": ["conv1", "conv2", "conv3", "fc"], "mlp": ["fc1", "fc2"]}
 
 
 class CompressSpeed:
@@ -135,8 +110,8 @@ class CompressQuality:
         from lowrank.nn import compress
 
         net, calib, (x_test, _) = cache[model]
-        afm, rep_afm = compress(net, "afm", calib, rank=rank, targets=TARGETS[model])
-        svd, rep_svd = compress(net, "svd", rank=rank, targets=TARGETS[model])
+        afm, rep_afm = compress(net, "afm", calib, rank=rank, targets=ZOO_TARGETS[model])
+        svd, rep_svd = compress(net, "svd", rank=rank, targets=ZOO_TARGETS[model])
         if rep_afm.model_params_after != rep_svd.model_params_after:
             raise RuntimeError("AFM and SVD should hold the same parameters at the same ranks")
         return output_error(afm, net, x_test) / output_error(svd, net, x_test)

@@ -1,6 +1,6 @@
-"""Figures of lowrank.nn.compress: output error vs rank (AFM vs weight SVD, same parameters) on a
-trained ConvNet (procedural_shapes, shape label) and a trained MLP (sklearn digits), and compress
-time at two model widths. Models and data come from asv_benchmarks/benchmarks/nn_compress.py.
+"""Figures of lowrank.nn.compress: output error vs rank (AFM vs weight SVD, same parameters) on the
+zoo's trained ConvNet (shapes_transfer, shape head) and MLP (digits_classifier), and compress time
+at two model widths. Models and data come from asv_benchmarks/benchmarks/nn_compress.py.
 
     OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_curve.py --out docs/img/nn_compress_error.png
 
@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.nn_compress import TARGETS, conv_net, mlp, output_error, trained_models  # noqa: E402
+from benchmarks.nn_compress import TARGETS, ZOO_TARGETS, conv_net, mlp, output_error, trained_models  # noqa: E402
 
 from lowrank.nn import compress  # noqa: E402
 
-RANKS = {"conv": [1, 2, 4, 8, 12, 16, 24], "mlp": [1, 2, 4, 8, 16, 32, 48]}  # below break-even
+RANKS = {"conv": [1, 2, 4, 8, 12, 16, 24, 32], "mlp": [1, 2, 4, 8, 16, 32, 64, 96]}
 
 
 def accuracy(model, data):
@@ -41,10 +41,10 @@ def error_curves(models):
         for rank in RANKS[name]:
             row = {"model": name, "rank": rank, "base_accuracy": base}
             # A layer narrower than the rank keeps its full width (it is then left dense).
-            per_layer = {n: min(rank, _width(net.get_submodule(n))) for n in TARGETS[name]}
+            per_layer = {n: min(rank, _width(net.get_submodule(n))) for n in ZOO_TARGETS[name]}
             for method in ("svd", "afm"):
-                small, rep = compress(net, method, calib if method == "afm" else None, rank=per_layer,
-                                      targets=TARGETS[name])
+                small, rep = compress(net, method, (calib,) if method == "afm" else None, rank=per_layer,
+                                      targets=ZOO_TARGETS[name])
                 row[f"{method}_params"] = rep.model_params_after
                 row[f"{method}_output_error"] = output_error(small, net, test[0])
                 row[f"{method}_accuracy"] = accuracy(small, test)
@@ -90,7 +90,7 @@ def plot(curves, out):
         ax.set_xlabel("parameters after compression")
         ax.set_ylabel("relative output error (test)")
         ax.set_yscale("log")
-        ax.set_title({"conv": "ConvNet, procedural_shapes", "mlp": "MLP 64-128-128-10, digits"}[name])
+        ax.set_title({"conv": "zoo ConvNet (shapes_transfer, shape head)", "mlp": "zoo MLP 64-256-256-10 (digits)"}[name])
         ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
