@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = nn.functional
 
-from lowrank.nn import AdapterMethod, adapt, list_methods, load_adapter, register_method  # noqa: E402
+from lowrank.nn import AdapterMethod, LoRA, adapt, list_methods, load_adapter, register_method  # noqa: E402
 from lowrank.nn.adapters import AdaptedLayer  # noqa: E402
 
 
@@ -49,6 +49,31 @@ class _RowScale(AdapterMethod):
         shape = [1] * len(self.spec.weight_shape)
         shape[self.spec.out_axis] = -1
         return scale.reshape(shape) * self.w
+
+
+# A LoRA whose rank grows during training (as IncreLoRA's does): saving and loading must follow the
+# grown shapes, through AdapterMethod.prepare_state.
+@register_method("_test_growing_lora")
+class _GrowingLoRA(LoRA):
+    def grow(self, extra, generator):
+        """Add ``extra`` rank-1 terms with a zero B column: the output does not change."""
+        out_axis = self.spec.out_axis
+        with torch.no_grad():
+            if out_axis == 1:
+                new_a = torch.zeros(self.A.shape[0], extra, dtype=self.A.dtype)
+                self.A = nn.Parameter(torch.cat([self.A, new_a], 1))
+                self.B = nn.Parameter(torch.cat([self.B, torch.randn(self.B.shape[0], extra, generator=generator,
+                                                                       dtype=self.B.dtype)], 1))
+            else:
+                self.A = nn.Parameter(torch.cat([self.A, torch.randn(extra, *self.A.shape[1:], generator=generator,
+                                                                       dtype=self.A.dtype)], 0))
+                self.B = nn.Parameter(torch.cat([self.B, torch.zeros(self.B.shape[0], extra, dtype=self.B.dtype)], 1))
+
+    def prepare_state(self, tensors):
+        for name in ("A", "B"):
+            if tuple(tensors[name].shape) != tuple(getattr(self, name).shape):
+                old = getattr(self, name)
+                setattr(self, name, nn.Parameter(torch.zeros(tensors[name].shape, dtype=old.dtype, device=old.device)))
 
 
 METHODS = list_methods()
@@ -340,3 +365,22 @@ class TestSeveralAdapters:
             plain = a.merge_and_unload()
             assert not any(isinstance(m, AdaptedLayer) for m in plain.modules())
             assert (plain(*x) - before).abs().max() <= 1e-4 * before.abs().max()
+
+
+def test_a_grown_adapter_saves_and_loads_its_grown_shapes(tmp_path):
+    model = _model()
+    adapter = adapt(model, "_test_growing_lora", targets=["fc", "c2", "emb"], rank=1, rng=0)
+    x = _inputs(seed=3)
+    with torch.no_grad():
+        before = model(*x)
+        g = torch.Generator().manual_seed(0)
+        for m in adapter.methods().values():
+            m.grow(2, g)
+        assert torch.equal(model(*x), before)  # growth adds zero terms
+    _train(model, adapter)
+    assert adapter.methods()["fc"].A.shape == (3, 100)
+    adapter.save(tmp_path / "grown.npz")
+    fresh = _model()
+    loaded = load_adapter(fresh, tmp_path / "grown.npz")
+    assert loaded.methods()["fc"].A.shape == (3, 100) and loaded.num_trainable == adapter.num_trainable
+    assert torch.equal(fresh(*x), model(*x))

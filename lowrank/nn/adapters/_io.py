@@ -76,15 +76,17 @@ def load_adapter_state(adapter, state, *, source):
         diff = [f"{f.name}={getattr(config, f.name)!r} there, {getattr(adapter.config, f.name)!r} here"
                 for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(adapter.config, f.name)]
         raise ValueError(f"{source}: the config differs from adapter {adapter.name!r}'s: {'; '.join(diff)}")
-    mine = adapter_state(adapter)
-    if set(state["layers"]) != set(mine["layers"]):
-        missing = sorted(set(state["layers"]) - set(mine["layers"]))
-        extra = sorted(set(mine["layers"]) - set(state["layers"]))
+    if set(state["layers"]) != set(adapter.targets):
+        missing = sorted(set(state["layers"]) - set(adapter.targets))
+        extra = sorted(set(adapter.targets) - set(state["layers"]))
         raise ValueError(f"{source} adapts other layers than adapter {adapter.name!r}: only in {source}: "
                          f"{missing}; only in the model: {extra}")
+    for path, method in adapter.methods().items():
+        method.prepare_state(state["tensors"].get(path, {}))
+    mine = adapter_state(adapter)
     pairs = []
-    for path, tensors in state["tensors"].items():
-        pairs += _pairs(mine["tensors"].get(path, {}), tensors, f"{source}, layer {path!r}")
+    for path in adapter.targets:
+        pairs += _pairs(mine["tensors"][path], state["tensors"].get(path, {}), f"{source}, layer {path!r}")
     pairs += _pairs(mine["shared"], state["shared"], f"{source}, shared")
     with torch.no_grad():
         for target, value in pairs:

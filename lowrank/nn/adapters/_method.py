@@ -46,8 +46,11 @@ class AdapterMethod(nn.Module):
     Subclasses set ``config_class`` (a frozen dataclass of the method's options), implement the
     classmethod ``_iv(**options) -> config`` (validates and normalizes every option once; ``adapt``
     passes ``rank`` and ``alpha`` when the config has those fields) and :meth:`delta_weight`; they
-    may override :meth:`delta_output` with a cheaper activation-space forward and
-    :meth:`check_layer` with their own limits. Register the class with :func:`register_method`.
+    may override :meth:`delta_output` with a cheaper activation-space forward,
+    :meth:`check_layer` with their own limits and :meth:`prepare_state` when their shapes change
+    in training. Trainable tensors are parameters; fixed ones are buffers (persistent ones are
+    saved with the adapter), since activating an adapter sets ``requires_grad`` on all its
+    parameters. Register the class with :func:`register_method`.
 
     Parameters
     ----------
@@ -105,6 +108,13 @@ class AdapterMethod(nn.Module):
         EmbeddingBag).
         """
         return self.spec.apply(x, self.delta_weight(), None, *args, **kwargs)
+
+    def prepare_state(self, tensors):
+        """Called with this layer's saved tensors (state-dict key -> tensor) before they are copied in.
+
+        A method whose tensor shapes change during training (a growing rank) resizes its tensors to
+        the saved shapes here; by default nothing changes, so a shape mismatch is an error.
+        """
 
     @classmethod
     def overrides_delta_output(cls):
