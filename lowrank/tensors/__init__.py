@@ -15,6 +15,8 @@ __getattr__, __dir__, __all__ = attach(
         "non_negative_tucker": "decomposition",
         "randomized_cp": "decomposition",
         "tt_svd": "decomposition",
+        "mode_dot": "_products",
+        "tucker_to_tensor": "_products",
         "Tucker": "decomposition",
         "CP": "decomposition",
         "FunBaT": "funbat",
