@@ -56,11 +56,21 @@ nitpick_ignore_regex = [
     # name that joins an `__all__` gets its page and its links resolve without editing this list.
     (r"py:.*", r"(lowrank\.vision\.prior\..*|lowrank\.vision\._hsi_tv\..*|Adjacency|CrossLayer|HyperspectralCube|"
                r"DEFAULT_MODULES|render_shapes|fidelity_lipschitz|estimate_noise_level|rank_residual_noise|"
-               r"edge_weights|forward)"),
+               r"edge_weights|forward|lowrank\.nn\.zoo\.models\..*|sequence_data)"),
+    # Private objects (a dotted path with a component starting with "_") never have a page, by design.
+    (r"py:.*", r"(.*\.)?_[A-Za-z].*"),
 ]
 
 # -- API reference ----------------------------------------------------------------------------------
 API_PACKAGES = _apigen.write_pages(HERE / "api" / "generated")
+
+# autosummary cuts a docstring's first sentence at a period followed by a space, so the ellipsis in
+# ``fc1 -> ... -> head`` ended the sentence inside a literal (an -W error). Not after ``..``:
+import re  # noqa: E402
+
+import sphinx.ext.autosummary  # noqa: E402
+
+sphinx.ext.autosummary.periods_re = re.compile(r"(?<!\.\.)\.(?:\s+)")
 
 autosummary_generate = True
 autosummary_imported_members = True
@@ -88,8 +98,44 @@ def _skip_member(app, what, name, obj, skip, options):
     return None
 
 
+GUIDE_ORDER = ["linalg", "pagerank", "fastrp", "completion", "streaming", "tensors", "hirdiff",
+               "householder", "retrieval", "ctr", "nn"]
+
+
+def _fill_guides(app, docname, source):
+    # Every docs/*.md is a guide: the known ones in area order, any new one after them.
+    if docname == "guides":
+        found = sorted(p.stem for p in HERE.glob("*.md"))
+        ordered = [g for g in GUIDE_ORDER if g in found] + [g for g in found if g not in GUIDE_ORDER]
+        source[0] = source[0].replace("@GUIDES@", "\n   ".join(ordered))
+
+
+def _resolve_by_suffix(app, env, node, contnode):
+    # A docstring may name an object by the path it is written at (``Adapter`` inside
+    # lowrank.nn.adapters) while its page lives at its home (lowrank.nn.Adapter): resolve a missing
+    # Python reference to the one documented object whose name ends with it, if there is exactly one.
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "").lstrip(".~")
+    if not target:
+        return None
+    objects = {name: entry for name, entry in env.get_domain("py").objects.items() if not entry.aliased}
+    matches = [name for name in objects if name == target or name.endswith("." + target)]
+    if not matches and target.startswith("lowrank."):  # a full path other than the home's
+        short = target.rsplit(".", 1)[-1]
+        matches = [name for name in objects if name.startswith("lowrank.") and name.endswith("." + short)]
+    if len(matches) != 1:
+        return None
+    from sphinx.util.nodes import make_refnode
+
+    entry = objects[matches[0]]
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, matches[0])
+
+
 def setup(app):
     app.connect("source-read", _fill_api_index)
+    app.connect("source-read", _fill_guides)
+    app.connect("missing-reference", _resolve_by_suffix)
     app.connect("autodoc-skip-member", _skip_member)
 
 
@@ -105,6 +151,7 @@ sphinx_gallery_conf = {
     "filename_pattern": "^$" if _pattern == "none" else (_pattern or r"/plot_"),
     "doc_module": ("lowrank",),
     "backreferences_dir": str(HERE / "api" / "generated" / "backreferences"),
+    "within_subsection_order": "FileNameSortKey",
     "min_reported_time": 1,
     "remove_config_comments": True,
     "download_all_examples": False,
