@@ -15,7 +15,9 @@ from lowrank.nn.adapters.lora import LoRA, LoRAConfig
 from lowrank.nn.adapters.ffa_lora import FFALoRA, FFALoRAConfig  # noqa: E402  (subclasses LoRA)
 from lowrank.nn.adapters.loldu import LoLDU, LoLDUConfig
 from lowrank.nn.adapters.svfit import SVFit, SVFitConfig
+from lowrank.nn.adapters.flora import FLoRA, FLoRAConfig
+from lowrank.nn.adapters.tera import TeRA, TeRAConfig
 
 __all__ = ["adapt", "Adapter", "load_adapter", "AdapterMethod", "SharedModules", "register_method",
            "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig", "FFALoRA", "FFALoRAConfig", "LoLDU",
-           "LoLDUConfig", "SVFit", "SVFitConfig"]
+           "LoLDUConfig", "SVFit", "SVFitConfig", "FLoRA", "FLoRAConfig", "TeRA", "TeRAConfig"]
