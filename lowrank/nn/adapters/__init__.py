@@ -17,7 +17,10 @@ from lowrank.nn.adapters.loldu import LoLDU, LoLDUConfig
 from lowrank.nn.adapters.svfit import SVFit, SVFitConfig
 from lowrank.nn.adapters.flora import FLoRA, FLoRAConfig
 from lowrank.nn.adapters.tera import TeRA, TeRAConfig
+from lowrank.nn.adapters.block_lora import BlockLoRA, BlockLoRAConfig
+from lowrank.nn.adapters.snell import SNELL, SNELLConfig
 
 __all__ = ["adapt", "Adapter", "load_adapter", "AdapterMethod", "SharedModules", "register_method",
            "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig", "FFALoRA", "FFALoRAConfig", "LoLDU",
-           "LoLDUConfig", "SVFit", "SVFitConfig", "FLoRA", "FLoRAConfig", "TeRA", "TeRAConfig"]
+           "LoLDUConfig", "SVFit", "SVFitConfig", "FLoRA", "FLoRAConfig", "TeRA", "TeRAConfig",
+           "BlockLoRA", "BlockLoRAConfig", "SNELL", "SNELLConfig"]
