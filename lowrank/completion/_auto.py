@@ -30,11 +30,11 @@ from lowrank.linalg import randomized_svd
 logger = logging.getLogger("lowrank.completion")
 
 HOLDOUT_FRACTION = 0.1
-ALPHA_FRACTIONS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+ALPHA_FRACTIONS = (1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 BIAS_FRACTIONS = (0.25, 0.0625)
 DEAD_FRACTION = 1e-2
 MAX_AUTO_RANK = 64
-PATH_SWEEPS = 10
+PATH_SWEEPS = 8
 PATH_TOL = 1e-3
 STOP_RATIO = 1.25
 SOFTIMPUTE_RANK = 20

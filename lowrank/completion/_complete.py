@@ -31,7 +31,7 @@ def complete_matrix(
     mask=None,
     method="robust_altmin",
     max_iter=50,
-    tol=1e-5,
+    tol=1e-4,
     alpha="auto",
     bias="auto",
     bias_alpha=None,
@@ -83,7 +83,7 @@ def complete_matrix(
     method : {"robust_altmin", "altmin", "softimpute"}, default="robust_altmin"
     max_iter : int, default=50
         Maximum number of sweeps (SoftImpute: SVD steps).
-    tol : float, default=1e-5
+    tol : float, default=1e-4
         Stop when the relative training residual ``||P_Omega(X - M)||_F / ||P_Omega(M)||_F`` falls
         below ``tol`` or improves by less than a fraction ``tol`` in a sweep (SoftImpute: when the
         relative change of the estimate falls below ``tol``).
@@ -197,7 +197,7 @@ def complete_matrix(
     return _complete(entries, opts, as_generator(rng))
 
 
-def _iv(observed, mask=None, *, rank="auto", method="robust_altmin", max_iter=50, tol=1e-5, alpha="auto",
+def _iv(observed, mask=None, *, rank="auto", method="robust_altmin", max_iter=50, tol=1e-4, alpha="auto",
         bias="auto", bias_alpha=None, n_inner=2, preconditioner="gram", sketch_size=None, incoherence=None,
         svd_n_iter=2, shrinkage=None, validation_fraction=None, n_iter_no_change=3, cold_start="allow",
         verbose=False, client=None):

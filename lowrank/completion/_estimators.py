@@ -157,7 +157,7 @@ class RobustAltMin(_CompletionEstimator):
     cold_start : {"allow", "raise"}, default="allow"
         Rows/columns of ``X`` without observed entries are predicted from the biases.
     max_iter : int, default=50
-    tol : float, default=1e-5
+    tol : float, default=1e-4
     n_inner : int, default=2
     preconditioner : {"gram", "sketch"}, default="gram"
     sketch_size : int, optional
@@ -199,7 +199,7 @@ class RobustAltMin(_CompletionEstimator):
     _method = "robust_altmin"
 
     def __init__(self, rank="auto", *, alpha="auto", bias="auto", bias_alpha=None, cold_start="allow", max_iter=50,
-                 tol=1e-5, n_inner=2, preconditioner="gram", sketch_size=None, incoherence=None, svd_n_iter=2,
+                 tol=1e-4, n_inner=2, preconditioner="gram", sketch_size=None, incoherence=None, svd_n_iter=2,
                  validation_fraction=None, n_iter_no_change=3, random_state=None, verbose=False):
         self.rank = rank
         self.alpha = alpha
@@ -240,7 +240,7 @@ class AltMin(_CompletionEstimator):
     bias_alpha : float, optional
     cold_start : {"allow", "raise"}, default="allow"
     max_iter : int, default=50
-    tol : float, default=1e-5
+    tol : float, default=1e-4
     incoherence : float, optional
     svd_n_iter : int, default=2
     validation_fraction : float, optional
@@ -277,7 +277,7 @@ class AltMin(_CompletionEstimator):
     _method = "altmin"
 
     def __init__(self, rank="auto", *, alpha="auto", bias="auto", bias_alpha=None, cold_start="allow", max_iter=50,
-                 tol=1e-5, incoherence=None, svd_n_iter=2, validation_fraction=None, n_iter_no_change=3,
+                 tol=1e-4, incoherence=None, svd_n_iter=2, validation_fraction=None, n_iter_no_change=3,
                  random_state=None, verbose=False):
         self.rank = rank
         self.alpha = alpha

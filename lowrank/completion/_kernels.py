@@ -23,6 +23,10 @@ from lowrank._utils._counter_rng_numba import counter_bits
 from lowrank._utils.jit import njit
 
 _FASTMATH = {"reassoc", "contract"}
+# No reassociation in the per-row solvers written as loops: a vectorized reduction's order would
+# depend on the alignment of its work buffers, and a row must give the same bits on any thread or
+# Dask worker.
+_ORDERED = {"contract"}
 
 
 @njit(fastmath=_FASTMATH)
@@ -93,20 +97,41 @@ def solve_rows_exact(lo, hi, indptr, indices, data, Y, X, alpha, resid2):
     Overwrites ``X[i]`` with the minimizer and ``resid2[i]`` with the row's squared residual
     ``sum_j (M_ij - <x_i, y_j>)^2`` at the new ``x_i``. Cost ``O(|Omega_i| k^2 + k^3)`` per row.
     """
+    _exact_rows(lo, hi, indptr, indices, data, Y, X, alpha, resid2)
+
+
+@njit(nogil=True, fastmath=_ORDERED)
+def _exact_rows(lo, hi, indptr, indices, data, Y, X, alpha, resid2):
+    """Body of ``solve_rows_exact``. The Gram matrix is accumulated straight from the rows of ``Y``
+    (no gathered copy, no BLAS call per row: most rows of a ratings matrix hold a handful of
+    entries, where call overheads dominate), in a fixed order, so a row's result never depends
+    on where its work buffers happen to be aligned."""
     k = Y.shape[1]
+    G = np.empty((k, k))
+    rhs = np.empty(k)
     for i in range(lo, hi):
         start, stop = indptr[i], indptr[i + 1]
-        A, b = _gather(indices, data, start, stop, Y)
-        G = A.T @ A
-        rhs = A.T @ b
+        G[:, :] = 0.0
+        rhs[:] = 0.0
+        for l in range(start, stop):
+            j = indices[l]
+            v = data[l]
+            for a in range(k):
+                ya = Y[j, a]
+                rhs[a] += ya * v
+                for c in range(a + 1):
+                    G[a, c] += ya * Y[j, c]
         for a in range(k):
             G[a, a] += alpha
+            for c in range(a):
+                G[c, a] = G[a, c]
         _cholesky_solve(G, rhs)
         s = 0.0
-        for l in range(stop - start):
-            r = b[l]
+        for l in range(start, stop):
+            j = indices[l]
+            r = data[l]
             for a in range(k):
-                r -= A[l, a] * rhs[a]
+                r -= Y[j, a] * rhs[a]
             s += r * r
         for a in range(k):
             X[i, a] = rhs[a]
@@ -210,6 +235,90 @@ def _pcg_row(A, b, x, alpha, n_inner, W, d):
     return r @ r
 
 
+@njit(fastmath=_ORDERED)
+def _precondition(W, d, s, z, t):
+    """``z = W diag(d) W^T s`` (``t`` a work vector)."""
+    k = W.shape[0]
+    for a in range(k):
+        v = 0.0
+        for c in range(k):
+            v += W[c, a] * s[c]
+        t[a] = d[a] * v
+    for a in range(k):
+        v = 0.0
+        for c in range(k):
+            v += W[a, c] * t[c]
+        z[a] = v
+
+
+@njit(fastmath=_ORDERED)
+def _gradient(indices, start, stop, Y, r, x, alpha, s):
+    """``s = A^T r - alpha x`` with ``A = Y[indices[start:stop]]`` read in place."""
+    k = Y.shape[1]
+    for a in range(k):
+        s[a] = -alpha * x[a]
+    for l in range(stop - start):
+        j = indices[start + l]
+        v = r[l]
+        for a in range(k):
+            s[a] += Y[j, a] * v
+
+
+@njit(fastmath=_ORDERED)
+def _pcg_row_indexed(indices, data, start, stop, Y, x, alpha, n_inner, W, d, r, q, s, z, p, t):
+    """``_pcg_row`` on ``A = Y[indices[start:stop]]`` without gathering ``A`` and without allocating:
+    ``r``/``q`` are work vectors of at least ``stop - start`` entries, ``s, z, p, t`` of ``k``."""
+    k = Y.shape[1]
+    nnz = stop - start
+    for l in range(nnz):
+        j = indices[start + l]
+        v = data[start + l]
+        for a in range(k):
+            v -= Y[j, a] * x[a]
+        r[l] = v
+    _gradient(indices, start, stop, Y, r, x, alpha, s)
+    _precondition(W, d, s, z, t)
+    gamma = 0.0
+    for a in range(k):
+        p[a] = z[a]
+        gamma += s[a] * z[a]
+    for it in range(n_inner):
+        if not gamma > 0.0:
+            break
+        delta = 0.0
+        for l in range(nnz):
+            j = indices[start + l]
+            v = 0.0
+            for a in range(k):
+                v += Y[j, a] * p[a]
+            q[l] = v
+            delta += v * v
+        for a in range(k):
+            delta += alpha * p[a] * p[a]
+        if not delta > 0.0:
+            break
+        step = gamma / delta
+        for a in range(k):
+            x[a] += step * p[a]
+        for l in range(nnz):
+            r[l] -= step * q[l]
+        if it == n_inner - 1:
+            break
+        _gradient(indices, start, stop, Y, r, x, alpha, s)
+        _precondition(W, d, s, z, t)
+        gamma_new = 0.0
+        for a in range(k):
+            gamma_new += s[a] * z[a]
+        beta = gamma_new / gamma
+        for a in range(k):
+            p[a] = z[a] + beta * p[a]
+        gamma = gamma_new
+    out = 0.0
+    for l in range(nnz):
+        out += r[l] * r[l]
+    return out
+
+
 @njit(nogil=True, fastmath=_FASTMATH)
 def solve_rows_pcg_gram(lo, hi, indptr, indices, data, Y, X, alpha, n_inner, Q, lam, n_total, resid2):
     """Robust half-step on rows ``lo:hi`` with the shared preconditioner
@@ -220,15 +329,24 @@ def solve_rows_pcg_gram(lo, hi, indptr, indices, data, Y, X, alpha, n_inner, Q, 
     """
     k = Y.shape[1]
     d = np.empty(k)
+    widest = 0
+    for i in range(lo, hi):
+        widest = max(widest, indptr[i + 1] - indptr[i])
+    r = np.empty(widest)
+    q = np.empty(widest)
+    s = np.empty(k)
+    z = np.empty(k)
+    p = np.empty(k)
+    t = np.empty(k)
+    x = np.empty(k)
     for i in range(lo, hi):
         start, stop = indptr[i], indptr[i + 1]
-        A, b = _gather(indices, data, start, stop, Y)
         scale = (stop - start) / n_total
         for a in range(k):
             v = scale * lam[a] + alpha
             d[a] = 1.0 / v if v > 0.0 else 0.0
-        x = X[i].copy()
-        resid2[i] = _pcg_row(A, b, x, alpha, n_inner, Q, d)
+            x[a] = X[i, a]
+        resid2[i] = _pcg_row_indexed(indices, data, start, stop, Y, x, alpha, n_inner, Q, d, r, q, s, z, p, t)
         for a in range(k):
             X[i, a] = x[a]
 
