@@ -209,3 +209,29 @@ def test_load_while_merged_is_an_error(tmp_path):
     adapter.merge()
     with pytest.raises(ValueError, match="is merged; unmerge"):
         load_adapter(model, path)
+
+
+def test_a_module_used_twice_is_an_error():
+    model = nn.Module()
+    shared = nn.Linear(4, 4)
+    model.a, model.b = shared, shared
+    with pytest.raises(ValueError, match=r"layer 'a' is the same module as 'b'"):
+        adapt(model, targets="a", rank=2)
+
+
+def test_merging_a_tied_weight_is_an_error_and_unmerged_stays_exact():
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.emb = nn.Embedding(10, 4)
+    model.out = nn.Linear(4, 10, bias=False)
+    model.out.weight = model.emb.weight  # tied, as in language models
+    adapter = adapt(model, targets="emb", rank=2, rng=0, init="gaussian")
+    with torch.no_grad():
+        adapter.methods()["emb"].A.normal_()
+    idx = torch.tensor([1, 2, 3])
+    m = adapter.methods()["emb"]
+    expected = model.out(model.emb.base_layer(idx) + m.A[idx] @ m.B.T * m.scaling)
+    assert torch.allclose(model.out(model.emb(idx)), expected, atol=1e-6)
+    with pytest.raises(ValueError, match=r"layer 'emb' shares its weight with 'out' \(tied weights\)"):
+        adapter.merge()
+    assert not adapter.merged and torch.allclose(model.out(model.emb(idx)), expected, atol=1e-6)

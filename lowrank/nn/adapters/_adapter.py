@@ -108,6 +108,28 @@ def _select(model, targets, cls, config):
             replace_module(model, name, wrapper)
 
 
+def _check_not_aliased(model, paths):
+    """One module reachable under two names would be adapted under one only: refuse it."""
+    where = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        where.setdefault(id(module), []).append(path)
+    for path in paths:
+        others = [p for p in where[id(model.get_submodule(path))] if p != path]
+        if others:
+            raise ValueError(f"`targets`: layer {path!r} is the same module as {others[0]!r} (one module used "
+                             f"twice); wrapping it under one name would leave the other use unadapted")
+
+
+def _tied_weight_owners(model):
+    """``id(parameter) -> [(path, module)]`` of every module holding it directly."""
+    owners = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for p in module._parameters.values():
+            if p is not None:
+                owners.setdefault(id(p), []).append((path, module))
+    return owners
+
+
 def _layer_generators(seed, n):
     """One CPU ``torch.Generator`` per layer, independent streams spawned from ``seed``."""
     children = np.random.SeedSequence(seed).spawn(n)
@@ -121,6 +143,7 @@ def build_adapter(model, cls, config, targets, name, rng):
     seed = as_seed(rng)
     name = _check_name(model, name)
     paths = _select(model, targets, cls, config)
+    _check_not_aliased(model, paths)
     shared = SharedModules()
     built = []
     # Build every method before touching the model, so that an error leaves it as it was.
@@ -378,7 +401,12 @@ class Adapter:
     def merge(self):
         """Write ``W + delta W`` into the base weights (this adapter becomes active); forward then
         runs the plain layers. Returns self."""
-        self._layers()
+        owners = _tied_weight_owners(self.model)
+        for path, layer in self._layers():
+            others = [p for p, m in owners[id(layer.base_layer.weight)] if m is not layer.base_layer]
+            if layer.merged is None and others:
+                raise ValueError(f"layer {path!r} shares its weight with {others[0]!r} (tied weights); merging "
+                                 f"in place would change both, so keep this adapter unmerged")
         self.set_active(self.name)
         for _, layer in self._layers():
             if layer.merged is None:
