@@ -23,12 +23,14 @@ Every kernel module writes ``from lowrank._utils.jit import njit`` and decorates
   loading it: the Python version (file names), the numba, llvmlite and numpy versions (folder name),
   the target CPU name and features (numba's index key), the kernel's own bytecode and closure (numba's
   index key), its decorator options (file names: the same Python function compiled with ``parallel=True``
-  and without gets two entries), and the content of **every** ``.py`` file of the installed ``lowrank``
-  package (the source stamp). The last one is deliberately coarse: a kernel inlines helpers and reads
-  constants from other modules, which numba's per-file stamp does not see; an install never changes, and
-  an edited checkout recompiles as it did before caching existed. Several installs (virtual
-  environments, checkouts) share the user folder without clashing: each package folder has its own
-  sub-folder.
+  and without gets two entries), and the content of the kernel's module **and of every lowrank module it
+  imports, transitively** (the source stamp). numba's own stamp covers the kernel's file only, but a
+  kernel inlines jitted helpers and freezes constants that it imports from other modules: their edits
+  must invalidate it too. The imports are read statically (``ast``), including imports inside
+  functions; a module importing names from a package's ``__init__`` takes every module of that package,
+  since ``__init__`` may attach names lazily. Edits elsewhere in the package keep the cache. Several
+  installs (virtual environments, checkouts) share the user folder without clashing: each package
+  folder has its own sub-folder.
 
 This overrides the earlier design rule "no ``cache=True`` by default", which was there because plain
 ``numba.njit(cache=True)`` raises ``RuntimeError: cannot cache function ...: no locator available``
@@ -38,6 +40,7 @@ Switches: ``LOWRANK_KERNEL_CACHE=0`` disables the disk cache (kernels compile in
 ``njit(cache=False)`` does it for one kernel. ``python -m lowrank warmup`` compiles every kernel once.
 """
 
+import ast
 import functools
 import hashlib
 import inspect
@@ -184,25 +187,58 @@ def _options_tag(options):
     return hashlib.sha256(repr(_canonical(options)).encode()).hexdigest()[:8]
 
 
+def _module_files(name):
+    """The files of module ``name`` if it belongs to this package (a module, or a package's ``__init__``)."""
+    parts = name.split(".")
+    if parts[0] != _PACKAGE_DIR.name:
+        return []
+    base = _PACKAGE_DIR.parent.joinpath(*parts)
+    if (base / "__init__.py").is_file():  # a package: its __init__ may attach any of its modules lazily
+        return [base / "__init__.py", *sorted(base.glob("*.py"))]
+    module = base.with_name(base.name + ".py")
+    return [module] if module.is_file() else []
+
+
+def _imported_modules(path, source):
+    """Dotted names that ``path`` imports anywhere (top level or inside functions), relative ones resolved."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):  # a file being edited: its bytes are still in the digest
+        return
+    try:
+        package = list(path.parent.relative_to(_PACKAGE_DIR.parent).parts)
+    except ValueError:
+        package = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join(base + (node.module.split(".") if node.module else []))
+            yield module
+            yield from (f"{module}.{alias.name}" for alias in node.names)  # names may be submodules
+
+
 @functools.lru_cache(maxsize=None)
-def _package_digest():
-    """sha256 over the path and content of every ``.py`` file of the package (a few ms, once a process)."""
+def _sources_digest(py_file):
+    """sha256 over the content of ``py_file`` and of every lowrank module it imports, transitively."""
+    seen, todo = {}, [Path(py_file).resolve()]
+    while todo:
+        path = todo.pop()
+        if path not in seen:
+            seen[path], names = _read_module(path)
+            todo.extend(f.resolve() for name in names for f in _module_files(name))
     digest = hashlib.sha256()
-    for root, dirs, files in os.walk(_PACKAGE_DIR):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                digest.update(os.path.relpath(path, _PACKAGE_DIR).encode() + b"\0")
-                with open(path, "rb") as f:
-                    digest.update(f.read())
-                digest.update(b"\0")
+    for path in sorted(seen):
+        digest.update(os.path.relpath(path, _PACKAGE_DIR.parent).encode() + b"\0" + seen[path] + b"\0")
     return digest.hexdigest()
 
 
-def _file_digest(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
+@functools.lru_cache(maxsize=None)
+def _read_module(path):
+    """``(content, imported names)`` of one file, read and parsed once a process (shared by the kernels)."""
+    source = path.read_bytes()
+    return source, tuple(_imported_modules(path, source))
 
 
 def _numba_caching():
@@ -238,7 +274,7 @@ def _classes():
             return self._cache_path
 
         def get_source_stamp(self):
-            return (_file_digest(self._py_file), _package_digest())
+            return _sources_digest(self._py_file)
 
         def get_disambiguator(self):
             return str(self._lineno)

@@ -126,7 +126,12 @@ def test_second_process_loads_the_cache_and_sources_invalidate_it(package_copy, 
     assert (second["ok"], second["hits"], second["misses"], second["other_hits"]) == (True, 1, 0, 0)
     assert second["path"] == first["path"]
 
-    # an edit of ANOTHER module that the kernel inlines (the counter RNG) invalidates it
+    # an edit of a module the kernel does not import (its caller) keeps the cache
+    caller = package_copy / "lowrank" / "linalg" / "_sparse_projection.py"
+    caller.write_text(caller.read_text() + "\n# edited\n")
+    assert _run(package_copy, tmp_path, **env)[0]["hits"] == 1
+
+    # an edit of ANOTHER module that the kernel imports and inlines (the counter RNG) invalidates it
     dep = package_copy / "lowrank" / "_utils" / "_counter_rng_numba.py"
     dep.write_text(dep.read_text() + "\n# edited\n")
     edited, _ = _run(package_copy, tmp_path, **env)
