@@ -276,6 +276,36 @@ class PowerWalkQuality:
         return best_of(repeat=1, fn=lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6)) / self.query_s
 
 
+class TorchPPR(_OnBA):
+    """The torch solver (``device=``: CUDA when available, else CPU torch), same seeds and tol 1e-6,
+    against the numba kernel in the same process (track_: numba time / torch time)."""
+
+    number = 1
+    repeat = 3
+
+    def setup(self, arcs):
+        import torch
+
+        super().setup(arcs)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        personalized_pagerank(self.A, self.seeds[:2], device=self.device)  # CUDA context, kernels
+
+    def _run(self):
+        X = personalized_pagerank(self.A, self.seeds, tol=1e-6, device=self.device)
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+        return X
+
+    def time_torch(self, arcs):
+        self._run()
+
+    def track_speedup_vs_numba(self, arcs):
+        numba_s = best_of(repeat=1, fn=lambda: personalized_pagerank(self.A, self.seeds, tol=1e-6))
+        return numba_s / best_of(repeat=1, fn=self._run)
+
+
 class PowerWalkTolerance:
     """``query(tol=...)`` (steps chosen from the flow left: the default tol 0.04 gives T = 25) against a
     fixed ``n_decomp`` on both graph kinds, n = 100,000, 100 seeds: query time, and mean L1 error
