@@ -374,3 +374,9 @@ def test_teacher_student_learns():
     task = zoo.teacher_regression(seed=0)
     zoo.fit_regressor(task.model, task.train, steps=1000, lr=1e-3, batch_size=128, rng=0)
     assert task.score() < 0.25 * task.info["constant_mse"]
+
+
+def test_list_tasks_names_public_builders():
+    assert len(zoo.list_tasks()) == 9
+    for name in zoo.list_tasks():
+        assert callable(getattr(zoo, name)) and name in zoo.__all__

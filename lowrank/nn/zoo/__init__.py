@@ -2,7 +2,7 @@
 
 Each task builds its data from an installed package (scikit-learn's digits,
 :func:`lowrank.datasets.procedural_shapes`, seeded generators, ASE's EMT calculator) and returns a
-:class:`ZooTask` that unpacks like ``(model, train, test, metric)``. Same seed, same options ->
+:class:`~lowrank.nn.zoo.ZooTask` that unpacks like ``(model, train, test, metric)``. Same seed, same options ->
 bit-identical weights and data; the trained base is memoized in memory per (task, seed, options)
 and every call returns a deep copy, so callers may modify what they get.
 """
@@ -32,6 +32,21 @@ __getattr__, __dir__, __all__ = attach(
         "emt_molecules": "molecules",
         "MoleculeData": "molecules",
         "force_mae": "molecules",
-        "TASKS": "_registry",
+        "list_tasks": "_task",
+        "energy_force_errors": "molecules",
+        "sequence_data": "sequence",
+        "seeded": "models",
+        "init_parameters": "models",
+        "MLP": "models",
+        "FeedForward": "models",
+        "SelfAttention": "models",
+        "TransformerBlock": "models",
+        "TinyTransformer": "models",
+        "PatchViT": "models",
+        "ConvNet": "models",
+        "MoEMLP": "models",
+        "MoEClassifier": "models",
+        "ResidualBlock": "models",
+        "ResidualMLP": "models",
     },
 )

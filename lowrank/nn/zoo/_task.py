@@ -5,7 +5,19 @@ import dataclasses
 import threading
 from typing import Any, Callable
 
-__all__ = ["ZooTask", "clear_cache"]
+__all__ = ["ZooTask", "clear_cache", "list_tasks"]
+
+_TASKS = (
+    "digits_transfer",
+    "digits_classifier",
+    "shapes_transfer",
+    "sequence_task",
+    "patch_vit_digits",
+    "moe_mlp",
+    "teacher_regression",
+    "residual_mlp_digits",
+    "emt_molecules",
+)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -90,3 +102,19 @@ def clear_cache():
     """
     with _LOCK:
         _CACHE.clear()
+
+
+def list_tasks():
+    """Names of the zoo's tasks (each a function of ``lowrank.nn.zoo`` taking ``seed`` and options).
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> from lowrank.nn.zoo import list_tasks
+    >>> list_tasks()[:2]
+    ('digits_transfer', 'digits_classifier')
+    """
+    return _TASKS

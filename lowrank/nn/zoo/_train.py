@@ -21,7 +21,7 @@ def torch_generator(rng, *, name="rng"):
     """A CPU ``torch.Generator`` from None, an int, a numpy Generator or a ``torch.Generator``.
 
     A ``torch.Generator`` is returned as is (the caller's stream advances); anything else is turned
-    into a seed by :func:`lowrank._utils.rng.as_seed`.
+    into a seed by ``lowrank._utils.rng.as_seed``.
 
     Examples
     --------
@@ -144,9 +144,9 @@ def fit(model, train, *, loss, epochs=None, steps=None, lr=1e-3, batch_size=32, 
 
 def fit_classifier(model, train, *, epochs=None, steps=None, lr=1e-3, batch_size=32, weight_decay=0.0,
                    params=None, extra_loss=None, rng=None):
-    """:func:`fit` with the cross-entropy loss (labels on the last output axis; ``-100`` ignored).
+    """:func:`~lowrank.nn.zoo.fit` with the cross-entropy loss (labels on the last output axis; ``-100`` ignored).
 
-    Parameters and Returns are those of :func:`fit` without ``loss``.
+    Parameters and Returns are those of :func:`~lowrank.nn.zoo.fit` without ``loss``.
 
     Examples
     --------
@@ -163,9 +163,9 @@ def fit_classifier(model, train, *, epochs=None, steps=None, lr=1e-3, batch_size
 
 def fit_regressor(model, train, *, epochs=None, steps=None, lr=1e-3, batch_size=32, weight_decay=0.0,
                   params=None, extra_loss=None, rng=None):
-    """:func:`fit` with the mean-squared-error loss.
+    """:func:`~lowrank.nn.zoo.fit` with the mean-squared-error loss.
 
-    Parameters and Returns are those of :func:`fit` without ``loss``.
+    Parameters and Returns are those of :func:`~lowrank.nn.zoo.fit` without ``loss``.
 
     Examples
     --------

@@ -1,13 +1,13 @@
 """Small reusable models of the zoo, and seeded construction that never touches the global RNG.
 
 Every model is an ordinary ``torch.nn.Module`` (constructing one directly uses torch's default,
-global-RNG initialization); :func:`seeded` builds one on the meta device and initializes every
+global-RNG initialization); :func:`~lowrank.nn.zoo.seeded` builds one on the meta device and initializes every
 parameter from a ``torch.Generator`` with the same distributions torch uses by default, so a zoo
 task is reproducible from its seed whatever else the process does with the global RNG.
 
-Layer names are part of the contract (later methods target them): an :class:`MLP` has ``fc1``,
-``fc2``, ... and ``head``; attention modules have ``q``, ``k``, ``v``, ``o``; a :class:`MoEMLP` has
-``experts`` (a ModuleList of MLPs) and ``router``; a :class:`ResidualMLP` has ``blocks``.
+Layer names are part of the contract (later methods target them): an :class:`~lowrank.nn.zoo.MLP` has ``fc1``,
+``fc2``, ... and ``head``; attention modules have ``q``, ``k``, ``v``, ``o``; a :class:`~lowrank.nn.zoo.MoEMLP` has
+``experts`` (a ModuleList of MLPs) and ``router``; a :class:`~lowrank.nn.zoo.ResidualMLP` has ``blocks``.
 """
 
 import math
@@ -269,9 +269,9 @@ class TransformerBlock(nn.Module):
     Parameters
     ----------
     d_model, n_heads, d_ff : int
-        Width, heads, and the hidden width of ``mlp`` (a :class:`FeedForward`, GELU).
+        Width, heads, and the hidden width of ``mlp`` (a :class:`~lowrank.nn.zoo.FeedForward`, GELU).
     attention : {"separate", "torch"}, default="separate"
-        :class:`SelfAttention` (``q``/``k``/``v``/``o`` Linears) or ``nn.MultiheadAttention``
+        :class:`~lowrank.nn.zoo.SelfAttention` (``q``/``k``/``v``/``o`` Linears) or ``nn.MultiheadAttention``
         (one packed ``in_proj_weight`` and ``out_proj``).
 
     Examples
@@ -317,7 +317,7 @@ class TinyTransformer(nn.Module):
     n_layers : int, default=2
     d_ff : int, default=256
     attention : {"separate", "torch"}, default="separate"
-        See :class:`TransformerBlock`.
+        See :class:`~lowrank.nn.zoo.TransformerBlock`.
 
     Examples
     --------
@@ -364,7 +364,7 @@ class PatchViT(nn.Module):
     n_layers : int, default=2
     d_ff : int, default=128
     attention : {"separate", "torch"}, default="separate"
-        See :class:`TransformerBlock`.
+        See :class:`~lowrank.nn.zoo.TransformerBlock`.
 
     Examples
     --------
@@ -465,7 +465,7 @@ class MoEMLP(nn.Module):
     d_model : int
         Input and output width.
     d_hidden : int
-        Hidden width of every expert (a :class:`FeedForward`, ReLU).
+        Hidden width of every expert (a :class:`~lowrank.nn.zoo.FeedForward`, ReLU).
     n_experts : int, default=8
     top_k : int, default=2
 
@@ -504,7 +504,18 @@ class MoEMLP(nn.Module):
 
 
 class MoEClassifier(nn.Module):
-    """``embed -> relu -> h + moe(h) -> head``: a classifier around one :class:`MoEMLP` layer ``moe``.
+    """``embed -> relu -> h + moe(h) -> head``: a classifier around one :class:`~lowrank.nn.zoo.MoEMLP` layer ``moe``.
+
+    Parameters
+    ----------
+    in_features, n_classes : int
+        Input width and width of ``head``.
+    d_model : int, default=64
+        Width of ``embed`` and of the MoE layer.
+    d_hidden : int, default=128
+        Hidden width of every expert.
+    n_experts : int, default=8
+    top_k : int, default=2
 
     Examples
     --------
@@ -526,7 +537,24 @@ class MoEClassifier(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """``x + fc2(act(fc1(norm(x))))``: the unit of :class:`ResidualMLP` (all blocks alike)."""
+    """``x + fc2(act(fc1(norm(x))))``: the unit of :class:`~lowrank.nn.zoo.ResidualMLP` (all blocks alike).
+
+    Parameters
+    ----------
+    d_model : int
+        Input and output width (``norm``, ``fc1`` input, ``fc2`` output).
+    d_hidden : int
+        Width of ``fc1``'s output.
+
+    Examples
+    --------
+    >>> from lowrank.nn.zoo import ResidualBlock
+    >>> block = ResidualBlock(8, 16)
+    >>> with torch.no_grad():
+    ...     _ = block.fc2.weight.zero_(), block.fc2.bias.zero_()
+    >>> bool(torch.equal(block(torch.ones(2, 8)), torch.ones(2, 8)))
+    True
+    """
 
     def __init__(self, d_model, d_hidden):
         super().__init__()
@@ -545,9 +573,13 @@ class ResidualMLP(nn.Module):
     Parameters
     ----------
     in_features, n_classes : int
+        Input width and width of ``head``.
     d_model : int, default=64
+        Width of the residual stream.
     d_hidden : int, default=128
+        Hidden width of every block.
     n_blocks : int, default=6
+        Number of blocks in ``blocks``.
 
     Examples
     --------

@@ -26,8 +26,8 @@ class _MoEOptions:
 def moe_mlp(seed=0, *, n_experts=8, top_k=2, balance=0.01, epochs=30):
     """A classifier around one mixture-of-experts layer, trained on the 10 digit classes.
 
-    :class:`~lowrank.nn.zoo.models.MoEClassifier`: ``embed`` (64 -> 64, ReLU), ``h + moe(h)`` with
-    ``moe`` a :class:`~lowrank.nn.zoo.models.MoEMLP` (``router`` Linear(64, n_experts), ``experts``
+    :class:`~lowrank.nn.zoo.MoEClassifier`: ``embed`` (64 -> 64, ReLU), ``h + moe(h)`` with
+    ``moe`` a :class:`~lowrank.nn.zoo.MoEMLP` (``router`` Linear(64, n_experts), ``experts``
     a ModuleList of 64-128-64 ReLU MLPs with ``fc1``/``fc2``, softmax over the top-k logits), then
     ``head``. Trained with Adam (lr 1e-3, batch 32) plus ``balance`` times the Switch load-balancing
     loss, so that every expert is used. Split as :func:`~lowrank.nn.zoo.digits_classifier`'s.

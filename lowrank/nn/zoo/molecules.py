@@ -138,8 +138,8 @@ def emt_molecules(seed=0, *, n_shells=2, rattle=0.1, n_train=800, n_test=200):
     Returns
     -------
     ZooTask
-        ``model = None``; ``train`` and ``test`` are :class:`MoleculeData`; ``metric =``
-        :func:`force_mae` (eV/Angstrom, lower is better) for a potential
+        ``model = None``; ``train`` and ``test`` are :class:`~lowrank.nn.zoo.MoleculeData`; ``metric =``
+        :func:`~lowrank.nn.zoo.force_mae` (eV/Angstrom, lower is better) for a potential
         ``model(positions, numbers) -> energy``. ``info``: ``n_atoms``, ``species`` (``[29]``),
         ``energy_mean``/``energy_std`` and ``force_std`` of ``train``, ``base_metric`` (the force
         MAE of predicting zero force), ``calculator`` (``"EMT"``).
@@ -158,10 +158,10 @@ def emt_molecules(seed=0, *, n_shells=2, rattle=0.1, n_train=800, n_test=200):
 
     Examples
     --------
-    >>> from lowrank.nn.zoo import emt_molecules  # doctest: +SKIP
-    >>> task = emt_molecules(seed=0, n_train=4, n_test=2)  # doctest: +SKIP
-    >>> tuple(task.train.forces.shape)  # doctest: +SKIP
-    (4, 13, 3)
+    >>> from lowrank.nn.zoo import emt_molecules
+    >>> task = emt_molecules(seed=0, n_train=4, n_test=2)
+    >>> tuple(task.train.forces.shape), task.metric_name
+    ((4, 13, 3), 'force_mae')
     """
     options = _EMTOptions(check_int(seed, "seed", low=0), check_int(n_shells, "n_shells", low=1, high=4),
                           check_float(rattle, "rattle", low=0), check_int(n_train, "n_train", low=1),

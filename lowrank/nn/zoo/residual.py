@@ -2,14 +2,11 @@
 
 import dataclasses
 
-from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_int
 from lowrank.nn.zoo._task import ZooTask, cached_task
 from lowrank.nn.zoo._train import accuracy, fit_classifier, torch_generator
 from lowrank.nn.zoo.digits import digits_split
 from lowrank.nn.zoo.models import ResidualMLP, seeded
-
-torch = import_optional("torch", purpose="lowrank.nn.zoo")
 
 __all__ = ["residual_mlp_digits"]
 
@@ -25,7 +22,7 @@ class _ResidualOptions:
 def residual_mlp_digits(seed=0, *, n_blocks=6, d_model=64, epochs=30):
     """A residual MLP ``embed -> blocks -> norm -> head`` trained on the 10 digit classes.
 
-    :class:`~lowrank.nn.zoo.models.ResidualMLP` with ``n_blocks`` identical pre-norm blocks
+    :class:`~lowrank.nn.zoo.ResidualMLP` with ``n_blocks`` identical pre-norm blocks
     ``x + fc2(relu(fc1(norm(x))))`` (``d_model -> 2 d_model -> d_model``), Adam (lr 1e-3,
     batch 32). Split as :func:`~lowrank.nn.zoo.digits_classifier`'s for the same seed.
 

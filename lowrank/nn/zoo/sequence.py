@@ -84,21 +84,21 @@ def sequence_task(seed=0, *, kind="sort", seq_len=12, vocab_size=10, attention="
                   n_test=1000, steps=400, lr=3e-3):
     """A 2-layer, d_model 64, 4-head encoder transformer trained to sort (or copy) token sequences.
 
-    :class:`~lowrank.nn.zoo.models.TinyTransformer` (pre-norm blocks ``blocks[i]`` with
+    :class:`~lowrank.nn.zoo.TinyTransformer` (pre-norm blocks ``blocks[i]`` with
     ``attn`` and ``mlp.fc1``/``mlp.fc2`` (256 wide, GELU), learned positions, per-position ``head``)
-    trained with Adam (batch 64) on ``n_train`` sequences of :func:`sequence_data`.
+    trained with Adam (batch 64) on ``n_train`` sequences of :func:`~lowrank.nn.zoo.sequence_data`.
 
     Parameters
     ----------
     seed : int, default=0
         Seeds the sequences, the initialization and the batch order.
     kind : {"sort", "copy"}, default="sort"
-        The task; see :func:`sequence_data`.
+        The task; see :func:`~lowrank.nn.zoo.sequence_data`.
     seq_len : int, default=12
         Tokens to sort or copy (longer sequences need more ``steps``).
     vocab_size : int, default=10
     attention : {"separate", "torch"}, default="separate"
-        The zoo's :class:`~lowrank.nn.zoo.models.SelfAttention` (``q``, ``k``, ``v``, ``o`` Linears)
+        The zoo's :class:`~lowrank.nn.zoo.SelfAttention` (``q``, ``k``, ``v``, ``o`` Linears)
         or ``torch.nn.MultiheadAttention``.
     n_train, n_test : int, default=8000, 1000
         Training and test sequences.

@@ -42,10 +42,10 @@ def _iv(seed, source, target, n_train, n_test, n_pretrain, image_size, epochs):
 
 
 def shapes_transfer(seed=0, *, source="shape", target="pos_x", n_train=200, n_test=1000, n_pretrain=3000,
-                    image_size=16, epochs=12):
+                    image_size=16, epochs=20):
     """A ConvNet pretrained to predict one factor of procedural shapes, with a fresh head for another.
 
-    The :class:`~lowrank.nn.zoo.models.ConvNet` (``conv1`` 3->16, ``conv2`` 16->32 stride 2,
+    The :class:`~lowrank.nn.zoo.ConvNet` (``conv1`` 3->16, ``conv2`` 16->32 stride 2,
     ``conv3`` 32->32 stride 2, 3x3 kernels, ``fc`` -> 64, ``head``) is trained on ``n_pretrain``
     images labelled by ``source`` (Adam, lr 3e-3, batch 64) and scored on 1000 more
     (``info["base_metric"]``). Its head is then replaced by a fresh ``Linear(64, n_target)``; ``train``
@@ -69,7 +69,7 @@ def shapes_transfer(seed=0, *, source="shape", target="pos_x", n_train=200, n_te
         Pretraining images.
     image_size : int, default=16
         Image side in pixels (a multiple of 4).
-    epochs : int, default=12
+    epochs : int, default=20
         Pretraining epochs.
 
     Returns

@@ -43,7 +43,7 @@ def teacher_regression(seed=0, *, sizes=(64, 256, 256, 16), tail_index=1.5, nois
                        n_test=2000):
     """Regress the outputs of a teacher MLP whose weights have planted heavy-tailed spectra.
 
-    The teacher is an :class:`~lowrank.nn.zoo.models.MLP` of the given ``sizes`` (ReLU, zero
+    The teacher is an :class:`~lowrank.nn.zoo.MLP` of the given ``sizes`` (ReLU, zero
     hidden biases) with every weight ``U diag(s) V^T``: Haar-random orthonormal ``U``, ``V`` and singular
     values ``s = 1 + Pareto(tail_index)`` sorted (a power-law tail: a few large directions over a
     flat bulk), scaled so each layer keeps unit pre-activation variance; the last layer is then

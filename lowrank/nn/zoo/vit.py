@@ -2,14 +2,11 @@
 
 import dataclasses
 
-from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_choice, check_int
 from lowrank.nn.zoo._task import ZooTask, cached_task
 from lowrank.nn.zoo._train import accuracy, fit_classifier, torch_generator
 from lowrank.nn.zoo.digits import digits_split
 from lowrank.nn.zoo.models import PatchViT, seeded
-
-torch = import_optional("torch", purpose="lowrank.nn.zoo")
 
 __all__ = ["patch_vit_digits"]
 
@@ -25,7 +22,7 @@ class _ViTOptions:
 def patch_vit_digits(seed=0, *, patch_size=2, attention="separate", epochs=20):
     """A 2-layer, d_model 64, 4-head patch-ViT trained on the 10 digit classes.
 
-    :class:`~lowrank.nn.zoo.models.PatchViT` on ``(n, 1, 8, 8)`` images: ``patch`` (a Linear
+    :class:`~lowrank.nn.zoo.PatchViT` on ``(n, 1, 8, 8)`` images: ``patch`` (a Linear
     embedding of each ``patch_size`` x ``patch_size`` patch), a class token, learned positions,
     ``blocks[i]`` (``attn``, ``mlp.fc1``/``mlp.fc2`` 128 wide), ``norm``, ``head`` on the class token.
     The split is :func:`~lowrank.nn.zoo.digits_classifier`'s for the same seed (1347 / 450);
