@@ -1,5 +1,6 @@
-"""Accuracy-controlled truncated SVD: thick-restarted randomized block Krylov (block Lanczos
-bidiagonalization with full reorthogonalization) with an a-posteriori residual per triplet."""
+"""Accuracy-controlled truncated SVD: thick-restarted randomized block Krylov (block Lanczos on the
+smaller Gram side with full reorthogonalization, then a two-sided Ritz extraction) with an
+a-posteriori residual per triplet."""
 
 import math
 import numbers
@@ -80,12 +81,15 @@ class TruncatedSVDResult:
 def truncated_svd(A, rank, *, tol=0.0, max_iter=None, block_size=None, basis_size=None, rng=None):
     """Leading singular triplets to a requested accuracy, like ``scipy.sparse.linalg.svds``.
 
-    A randomized block Krylov method (Musco & Musco 2015) run as a block Lanczos bidiagonalization
-    with full reorthogonalization and thick restarts (Baglama & Reichel 2005): it converges on flat
-    spectra, where plain randomized subspace iteration (:func:`randomized_svd`) stalls, and it stops
-    as soon as every triplet meets ``tol``. The stopping test is the ARPACK test on ``A.T @ A``:
-    ``||A.T u - s v|| <= tol * s`` for the Ritz triplet ``(u, s, v)``, read from the bidiagonalization
-    at no extra cost; the final residuals are recomputed explicitly and returned.
+    A randomized block Krylov method (Musco & Musco 2015) run as a block Lanczos iteration on the
+    smaller of ``A.T @ A`` / ``A @ A.T`` (applied as two products, never formed) with full
+    reorthogonalization and thick restarts (Wu & Simon 2000): it converges on flat spectra, where
+    plain randomized subspace iteration (:func:`randomized_svd`) stalls, and it stops as soon as
+    every triplet meets ``tol``. The stopping test is ARPACK's on ``A.T @ A``, equivalently
+    ``||A.T u - s v|| <= tol * s`` for the Ritz triplet ``(u, s, v)``, read from the Lanczos
+    recurrence at no extra cost. The triplets then come from the SVD of ``A @ V`` (singular values
+    accurate to rounding of ``||A||``, not of ``||A||**2``), and their residuals are recomputed
+    explicitly and returned.
 
     Parameters
     ----------
@@ -98,12 +102,12 @@ def truncated_svd(A, rank, *, tol=0.0, max_iter=None, block_size=None, basis_siz
     max_iter : int, default=None
         Most block steps; None means ``max(100, 10 * min(m, n) // block_size)``.
     block_size : int, default=None
-        Vectors per Krylov block; None means ``min(max(rank, 10), 64)`` (capped by ``min(m, n)``).
+        Vectors per Krylov block; None means ``min(max(4, rank // 4 + 1), 16)`` (capped by ``min(m, n)``).
         A block at least as large as the largest cluster of nearly equal singular values is needed
         to resolve it quickly.
     basis_size : int, default=None
-        Basis columns kept before a thick restart; None means ``rank + 8 * block_size``
-        (capped by ``min(m, n)``). Larger is faster on flat spectra and costs ``(m + n) * basis_size``
+        Basis columns kept before a thick restart; None means ``max(5 * rank, rank + 16 * block_size)``
+        (capped by ``min(m, n)``). Larger is faster on flat spectra and costs ``min(m, n) * basis_size``
         memory.
     rng : None, int or numpy.random.Generator, default=None
         Seed of the Gaussian starting block (numpy's stream for every backend).
@@ -134,8 +138,8 @@ def truncated_svd(A, rank, *, tol=0.0, max_iter=None, block_size=None, basis_siz
     ----------
     C. Musco, C. Musco, "Randomized block Krylov methods for stronger and faster approximate singular
     value decomposition", NeurIPS 2015, arXiv:1504.05477.
-    J. Baglama, L. Reichel, "Augmented implicitly restarted Lanczos bidiagonalization methods",
-    SIAM J. Sci. Comput. 27(1), 2005.
+    K. Wu, H. Simon, "Thick-restart Lanczos method for large symmetric eigenvalue problems",
+    SIAM J. Matrix Anal. Appl. 22(2), 2000.
 
     Examples
     --------
@@ -175,10 +179,12 @@ def _options(shape, rank, tol, max_iter, block_size, basis_size):
     block_size = _positive_int_or_none(block_size, "block_size")
     basis_size = _positive_int_or_none(basis_size, "basis_size")
     if block_size is None:
-        block_size = min(max(rank, 10), 64)
+        # Small blocks with a long basis: fewer products than big blocks for the same accuracy
+        # (measured on 2000 x 1000 flat and sparse matrices, rank 20).
+        block_size = min(max(4, rank // 4 + 1), 16)
     block_size = min(block_size, limit)
     if basis_size is None:
-        basis_size = rank + 8 * block_size
+        basis_size = max(5 * rank, rank + 16 * block_size)
     basis_size = min(basis_size, limit)
     if basis_size < min(rank + block_size, limit):
         raise ValueError(
@@ -262,6 +268,14 @@ class _NumpyOps:
     def svd(self, B):
         return np.linalg.svd(B, full_matrices=False)
 
+    def eigh_desc(self, T):
+        w, S = np.linalg.eigh(T)
+        return w[::-1], S[:, ::-1]
+
+    def transposed(self):
+        self.matmat, self.rmatmat = self.rmatmat, self.matmat
+        return self
+
     def zeros(self, shape):
         return np.zeros(shape, dtype=self.dtype)
 
@@ -296,6 +310,14 @@ class _TorchOps:
     def svd(self, B):
         return self.torch.linalg.svd(B, full_matrices=False)
 
+    def eigh_desc(self, T):
+        w, S = self.torch.linalg.eigh(T)
+        return w.flip(0), S.flip(1)
+
+    def transposed(self):
+        self.matmat, self.rmatmat = self.rmatmat, self.matmat
+        return self
+
     def zeros(self, shape):
         return self.torch.zeros(shape, dtype=self.dtype, device=self.device)
 
@@ -312,18 +334,23 @@ class _TorchOps:
         return x.detach().cpu().double().numpy()
 
 
-def _orthogonalize(ops, X, basis):
+def _orthogonalize(ops, X, basis, max_cols=None):
     """Project ``X`` off the orthonormal ``basis`` twice (CGS2), then orthonormalize it.
 
     Returns ``(Qx, C, R)`` with ``X = basis @ C + Qx @ R``. A column that vanishes (an invariant
     subspace was found) is re-projected, so that ``Qx`` stays orthogonal to ``basis`` with its row of
-    ``R`` near zero and the recurrence stays exact.
+    ``R`` near zero. When fewer than ``X.shape[1]`` directions are left (``max_cols``), the remainder
+    is factored by an SVD and only its ``max_cols`` leading directions are kept (the rest is zero in
+    exact arithmetic: the basis then spans everything but those).
     """
     C = basis.T @ X
     X = X - basis @ C
     C2 = basis.T @ X
     X = X - basis @ C2
     C = C + C2
+    if max_cols is not None and max_cols < X.shape[1]:
+        Ux, sx, Vxh = ops.svd(X)
+        return Ux[:, :max_cols], C, sx[:max_cols, None] * Vxh[:max_cols]
     Qx, R = ops.qr(X)
     diag = ops.to_numpy(ops.diagonal(R))
     if diag.size and np.abs(diag).min() <= 1e-8 * max(np.abs(diag).max(), ops.tiny):
@@ -334,72 +361,71 @@ def _orthogonalize(ops, X, basis):
     return Qx, C, R
 
 
-def _block_krylov(ops, m, n, opts, gen):
-    """Body shared by the backends: returns Ritz triplets, convergence flag and counters.
+def _block_lanczos(ops, n, opts, gen):
+    """Thick-restarted block Lanczos on ``H = M.T @ M`` (``n`` = the smaller side), full reorthogonalization.
 
-    Invariants (exact up to rounding): ``M @ Z[:, :p] = Q[:, :p] @ B`` and
-    ``M.T @ Q[:, :p] = Z[:, :p] @ B.T + Znext @ L @ E.T`` (E selects the last block), so the
-    residual of a Ritz triplet of ``B`` is read from ``L`` without touching ``M``.
+    Invariant (exact up to rounding): ``H @ Z[:, :p] = Z[:, :p] @ T + Znext @ L @ E.T`` with ``T`` the
+    projected matrix and ``E`` selecting the last block, so the residual ``||H v - theta v||`` of a
+    Ritz pair of ``T`` is read from ``L`` without touching ``M``. Returns the leading Ritz vectors.
     """
     k, b, p_max = opts.rank, opts.block_size, opts.basis_size
-    full = min(m, n)
     # Stored transposed so that the first p basis vectors are one contiguous block (no copies in BLAS).
-    Zbuf, Qbuf = ops.zeros((p_max, n)).T, ops.zeros((p_max, m)).T
-    B = ops.zeros((p_max, p_max))
+    Zbuf = ops.zeros((p_max, n)).T
+    T = ops.zeros((p_max, p_max))
     Znew, _ = ops.qr(ops.asarray(gen.standard_normal((n, b))))
-    p = 0  # basis columns in use
-    n_iter = n_restarts = 0
+    p = n_iter = n_restarts = 0
     steps_in_cycle, next_check = 0, 1
     converged = False
     while True:
         bnew = Znew.shape[1]
-        Qnew, C, R = _orthogonalize(ops, ops.matmat(Znew), Qbuf[:, :p])
-        Zbuf[:, p : p + bnew], Qbuf[:, p : p + bnew] = Znew, Qnew
-        B[:p, p : p + bnew], B[p : p + bnew, p : p + bnew] = C, R
+        Zbuf[:, p : p + bnew] = Znew
         p += bnew
-        X = ops.rmatmat(Qnew)
+        Z = Zbuf[:, :p]
+        W = ops.rmatmat(ops.matmat(Znew))
         n_iter += 1
         steps_in_cycle += 1
-        Z, Q = Zbuf[:, :p], Qbuf[:, :p]
-        exhausted = p >= full
-        if exhausted:  # the basis spans the whole space: the residual is exactly zero
-            Znext, L = None, None
-        else:
-            Znext, _, L = _orthogonalize(ops, X, Z)
-        bnext = min(b, full - p)
+        exhausted = p >= n
+        Znext, C, L = _orthogonalize(ops, W, Z, max_cols=n - p)
+        T[:p, p - bnew : p] = C
+        T[p - bnew : p, :p] = C.T
+        # The whole residual block must enter the basis next, or the recurrence would lose it.
+        bnext = Znext.shape[1]
         must_restart = not exhausted and p + bnext > p_max
         last = n_iter >= opts.max_iter
-        # The small SVD costs O(p^3): test at steps 1, 2, 4, ... of a cycle and before a restart.
+        # The small eigendecomposition costs O(p^3): test at steps 1, 2, 4, ... of a cycle and before a restart.
         if exhausted or must_restart or last or steps_in_cycle >= next_check:
             next_check = 2 * steps_in_cycle
-            Ub, S, Vbh = ops.svd(B[:p, :p])
-            if exhausted:
+            theta, S = ops.eigh_desc(T[:p, :p])
+            if exhausted:  # the basis spans the whole space: the residual is exactly zero
                 converged = True
                 break
-            resid = ops.to_numpy(ops.colnorms(L @ Ub[p - bnew : p, :k]))
-            s_np = ops.to_numpy(S[:k])
-            # Relative test as ARPACK's on A^T A, plus an absolute floor for exactly zero singular values.
+            resid = ops.to_numpy(ops.colnorms(L @ S[p - bnew : p, :k]))
+            th = np.maximum(ops.to_numpy(theta[:k]), 0.0)
+            # ARPACK's test on A^T A, plus an absolute floor for exactly zero singular values.
             tol = max(opts.tol, _TOL_FLOOR * ops.eps)
-            if bool(np.all(resid <= tol * s_np + ops.eps * s_np[0])):
+            if bool(np.all(resid <= tol * th + ops.eps * th[0])):
                 converged = True
                 break
             if last:
                 break
         if must_restart:
-            # Thick restart: keep the leading Ritz triplets; the residual block becomes the next block.
+            # Thick restart: keep the leading Ritz vectors; the residual block becomes the next block.
             keep = max(k, (p_max + k) // 2 - b)
-            Zbuf[:, :keep] = Z @ Vbh[:keep].T
-            Qbuf[:, :keep] = Q @ Ub[:, :keep]
-            B[:, :] = 0
-            B[:keep, :keep] = ops.diag(S[:keep])
+            Zbuf[:, :keep] = Z @ S[:, :keep]
+            T[:, :] = 0
+            T[:keep, :keep] = ops.diag(theta[:keep])
             p = keep
             n_restarts += 1
             steps_in_cycle, next_check = 0, 1
-            bnext = min(b, full - keep)
-        Znew = Znext[:, :bnext]
-    U = Q @ Ub[:, :k]
-    V = Z @ Vbh[:k].T
-    return U, S[:k], V, converged, n_iter, n_restarts
+        Znew = Znext
+    return Zbuf[:, :p] @ S[:, :k], converged, n_iter, n_restarts
+
+
+def _ritz_svd(ops, V):
+    """Two-sided Rayleigh-Ritz on the right basis ``V``: the SVD of ``M @ V`` gives ``U``, ``s`` and
+    the rotated ``V`` with singular values accurate to rounding of ``||M||`` (not of ``||M||**2``)."""
+    Ub, s, Wh = ops.svd(ops.matmat(V))
+    return Ub, s, V @ Wh.T
 
 
 def _finish(ops, U, s, V, converged, n_iter, n_restarts, opts):
@@ -424,12 +450,26 @@ def _max_relative(residual, s):
     return float(np.max(residual / np.maximum(s, np.finfo(np.float64).tiny)))
 
 
+def _run(ops, m, n, opts, gen):
+    """Lanczos on the smaller Gram side, then the two-sided Ritz extraction; returns U, s, V of M."""
+    swap = m < n
+    if swap:
+        ops.transposed()
+        m, n = n, m
+    V, converged, n_iter, n_restarts = _block_lanczos(ops, n, opts, gen)
+    U, s, V = _ritz_svd(ops, V)
+    if swap:
+        ops.transposed()
+        U, V = V, U
+    return U, s, V, converged, n_iter, n_restarts
+
+
 def _truncated_svd_numpy(A, opts, gen):
     """Body of :func:`truncated_svd` for numpy, scipy sparse and LinearOperator input."""
     dtype = np.float32 if np.dtype(A.dtype) == np.float32 else np.float64
     ops = _NumpyOps(A, dtype)
     m, n = A.shape
-    U, s, V, converged, n_iter, n_restarts = _block_krylov(ops, m, n, opts, gen)
+    U, s, V, converged, n_iter, n_restarts = _run(ops, m, n, opts, gen)
     return _finish(ops, U, s, V, converged, n_iter, n_restarts, opts)
 
 
@@ -437,6 +477,5 @@ def _truncated_svd_torch(A, opts, gen):
     """Body of :func:`truncated_svd` for torch tensors, on A's device."""
     ops = _TorchOps(A)
     m, n = A.shape
-    U, s, V, converged, n_iter, n_restarts = _block_krylov(ops, m, n, opts, gen)
-    U, s, Vh = U.contiguous(), s, V.T.contiguous()
-    return _finish(ops, U, s, Vh.T, converged, n_iter, n_restarts, opts)
+    U, s, V, converged, n_iter, n_restarts = _run(ops, m, n, opts, gen)
+    return _finish(ops, U.contiguous(), s, V, converged, n_iter, n_restarts, opts)

@@ -45,7 +45,8 @@ def _check(res, A_dense, rank, back, s_rtol=1e-12, vec_atol=1e-8):
     # The a-posteriori bound: every s[i] lies within residual/sqrt(2) of an exact singular value.
     resid = back(res.residual_norms)
     dist = np.abs(s[:, None] - se[None, :]).min(axis=1)
-    assert np.all(dist <= resid / np.sqrt(2) + 4 * np.finfo(float).eps * se[0])
+    # (slack: LAPACK's own reference values carry rounding of a few eps * s_max)
+    assert np.all(dist <= resid / np.sqrt(2) + 16 * np.finfo(float).eps * se[0])
     assert res.converged
 
 
