@@ -1,5 +1,7 @@
 """Putting client-side data on a Dask cluster so that losing a worker never loses it."""
 
+import warnings
+
 
 class _Box:
     """An opaque holder: Dask does not look inside it, so the value reaches the task exactly as given
@@ -47,4 +49,8 @@ def submit_value(client, value):
     ...     c.submit(sum, data).result()
     6
     """
-    return client.submit(_unbox, _Box(value), pure=False)
+    with warnings.catch_warnings():
+        # distributed warns about any graph above 10 MB and suggests futures; this *is* the one
+        # future every later task shares, so the data crosses the wire once
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        return client.submit(_unbox, _Box(value), pure=False)
