@@ -109,7 +109,7 @@ for i, (name, images) in enumerate(rows):
             ax.set_ylabel(name, fontsize=8)
         if i == 0:
             ax.set_title(f"t = {degrees[j]:+.1f}", fontsize=8)
-fig.suptitle("Traversals z0 + t d: SeFa's directions (top 3 rows) mix factors, the fine-tuned projector's do not")
+fig.suptitle("Traversals z0 + t d: SeFa's directions (top) mix factors,\nthe fine-tuned projector's (bottom) do not", fontsize=10)
 fig.tight_layout()
 
 # %%

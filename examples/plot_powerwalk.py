@@ -31,7 +31,7 @@ for n_walks in walks:
 fig, ax = plt.subplots(figsize=(6, 4))
 for n_walks in walks:
     ax.semilogy(steps, errors[n_walks], "o-", label=f"R = {n_walks} walks per vertex")
-ax.semilogy(steps, errors[walks[0]][0] * 0.85**steps, "k--", lw=1, label=r"$\alpha^T$ (the bound's factor)")
+ax.semilogy(steps, errors[walks[0]][0] * 0.85**steps, "k--", lw=1, label=r"$\alpha^T$")
 ax.set_xlabel("decomposition steps T")
 ax.set_ylabel("mean L1 error vs exact PPR")
 ax.set_title("PowerWalk on a 3,000-vertex planted-partition graph")

@@ -38,8 +38,10 @@ for batch in stream.batches(batch_rows):
     rows_seen.append(rows_seen[-1] + len(batch) if rows_seen else len(batch))
 
 fig, ax = plt.subplots(figsize=(6.5, 4))
+styles = {"random order (Kacham-Woodruff)": dict(lw=4, alpha=0.5), "Oja (Price-Xun rates)": dict(marker="o", ms=3),
+          "IncrementalPCA (rank 1)": dict(ls="--", marker="s", ms=3)}
 for name, values in correlation.items():
-    ax.plot(rows_seen, values, "o-", ms=3, label=name)
+    ax.plot(rows_seen, values, label=name, **styles[name])
 ax.set_ylim(-0.02, 1.02)
 ax.set_xlabel("rows seen")
 ax.set_ylabel(r"$|\langle v, v_1\rangle|$ with the exact top eigenvector")
