@@ -1,22 +1,28 @@
-"""``alpha="auto"`` and ``rank="auto"``: chosen on a held-out tenth of the observed entries.
+"""``alpha="auto"``, ``rank="auto"`` and ``shrinkage="auto"``: chosen on a held-out tenth of the
+observed entries.
 
 The held-out entries are drawn as in ``validation_fraction`` (every row and column keeps a
-fitted entry). Then:
+fitted entry). For the alternating methods:
 
-1. a path of ``alpha`` values over ``alpha_max * (0, 1e-3, 3e-3, ..., 0.3, 1)``, ascending, each
-   fit warm-started from the previous one (at most 10 sweeps each). ``alpha_max`` is the largest
+1. a path of ``alpha`` values ``alpha_max * (0, 0.01, 0.03, 0.1, 0.3, 1)``, ascending, each fit
+   warm-started from the previous one (at most 5 sweeps each). ``alpha_max`` is the largest
    singular value of the observed residual (after the biases): at ``alpha >= alpha_max`` the
-   penalized problem's solution is ``U = V = 0`` (its nuclear-norm form thresholds every singular
-   value), so the grid spans "no penalty" to "everything shrunk". The path stops early only two
-   values past the best held-out RMSE and 25% above it (the curve need not be unimodal), and a parabola through the best value and its neighbours (in
-   ``log alpha``) gives one refined value;
-2. with ``rank="auto"``, a ladder of ranks ``1, 2, 3, 4, 6, 8, 12, ...`` at that ``alpha``, stopping
-   when two ranks in a row do not improve the held-out RMSE by one standard error (relative
-   ``1 / sqrt(2 n_held_out)``); the smallest rank within one standard error of the best is kept
-   (the one-standard-error rule), then step 1 is repeated at that rank.
+   penalized problem's solution is ``U = V = 0`` (in its nuclear-norm form every singular value
+   is thresholded away), so the grid spans "no penalty" to "everything shrunk". The path stops
+   early only two values past the best held-out RMSE and 25% above it (the curve need not be
+   unimodal: on pure noise it rises before it falls), and a parabola through the best value and
+   its neighbours (in ``log alpha``) gives one refined candidate;
+2. with ``rank="auto"`` (the path runs at ``min(10, m, n)``): the factored ridge acts as a
+   nuclear-norm penalty, so the selected fit's singular values below 1% of the largest are the
+   components the penalty removes. Fewer survivors than the rank: that count is the rank, and
+   step 1 runs again at it. All survive: the rank is doubled while one fit at twice the rank
+   improves the held-out RMSE by more than one standard error (relative ``1 / sqrt(2 n_held)``);
+3. with biases and ``bias_alpha=None`` (and ``alpha="auto"``): ``bias_alpha`` among
+   ``alpha * (1, 1/4, 1/16)``, warm-started.
 
-The caller then refits on every observed entry from the selected fit (warm start). Nothing
-here looks at entries outside ``observed``.
+The caller then refits on every observed entry, warm-started from the selected candidate.
+SoftImpute's ``shrinkage="auto"`` is in :func:`_select_soft_impute`. Nothing here looks at
+entries outside ``observed``.
 """
 
 import logging
@@ -34,7 +40,7 @@ ALPHA_FRACTIONS = (1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 BIAS_FRACTIONS = (0.25, 0.0625)
 DEAD_FRACTION = 1e-2
 MAX_AUTO_RANK = 64
-PATH_SWEEPS = 8
+PATH_SWEEPS = 5
 PATH_TOL = 1e-3
 STOP_RATIO = 1.25
 SOFTIMPUTE_RANK = 20
@@ -54,7 +60,10 @@ def select(entries, opts, gen):
         # SoftImpute's rank is only a cap (the shrinkage decides the rank); alpha only damps biases
         rank = min(SOFTIMPUTE_RANK, min(shape)) if opts.rank == "auto" else opts.rank
         alpha = 0.0 if opts.alpha == "auto" else opts.alpha
-        return replace(opts, rank=rank, alpha=alpha), {"rank": rank, "alpha": alpha, "path": []}, None
+        opts = replace(opts, rank=rank, alpha=alpha)
+        if opts.shrinkage != "auto":
+            return opts, {"rank": rank, "alpha": alpha, "path": []}, None
+        return _select_soft_impute(entries, opts, gen)
     fit, held = _split_validation(rows, cols, values, shape, HOLDOUT_FRACTION, gen)
     if held[0].shape[0] == 0:  # too few entries to hold any out without leaving a row or column empty
         rank = default_rank if opts.rank == "auto" else opts.rank
@@ -196,3 +205,65 @@ class _Search:
                     if rmse < scores[best]:
                         alpha = refined
         return alpha
+
+
+def _select_soft_impute(entries, opts, gen):
+    """``shrinkage="auto"`` (and, with biases and no ``bias_alpha``, the bias ridge) on held-out entries.
+
+    The bias ridge comes first, from the biases alone: ``bias_alpha`` among ``c * (0, 0.1, 0.3, 1, 3)``
+    with ``c`` the mean number of entries per column. Then a descending, warm-started path of
+    shrinkages ``sigma_1 * (1, 0.3, 0.1, 0.03, 0.01)`` (``sigma_1`` the top singular value of the
+    observed residual), the standard SoftImpute path of Mazumder, Hastie & Tibshirani (2010).
+    """
+    from lowrank.completion._complete import (
+        Problem,
+        _fit_biases,
+        _split_validation,
+        _validation_rmse,
+        centred_validation,
+    )
+    from lowrank.completion._softimpute import soft_impute, top_singular_value
+
+    rows, cols, values, shape = entries
+    fit, held = _split_validation(rows, cols, values, shape, HOLDOUT_FRACTION, gen)
+    records = []
+    if held[0].shape[0] == 0:
+        opts = replace(opts, shrinkage=None)
+        return opts, {"rank": opts.rank, "alpha": opts.alpha, "path": []}, None
+    if opts.bias and opts.bias_alpha is None:
+        f_rows, f_cols, f_values = fit
+        centred = f_values - f_values.mean()
+        per_column = f_values.shape[0] / shape[1]
+        best = None
+        for fraction in (0.0, 0.1, 0.3, 1.0, 3.0):
+            beta = fraction * per_column
+            row_bias, col_bias = _fit_biases(f_rows, f_cols, centred, shape, beta)
+            h_rows, h_cols, h_values = held
+            pred = f_values.mean() + row_bias[h_rows] + col_bias[h_cols]
+            rmse = float(np.sqrt(np.mean((pred - h_values) ** 2)))
+            records.append(["bias", beta, rmse])
+            if best is None or rmse < best[1]:
+                best = (beta, rmse)
+        opts = replace(opts, bias_alpha=best[0])
+    path_opts = replace(opts, verbose=False, max_iter=min(PATH_SWEEPS, opts.max_iter), tol=max(PATH_TOL, opts.tol))
+    problem = Problem(Entries(*fit, shape), path_opts)
+    try:
+        validation = centred_validation(problem, held)
+        top = top_singular_value(problem.sides, opts.svd_n_iter + 2, gen) or 1.0
+        best, warm = None, None
+        for fraction in sorted(ALPHA_FRACTIONS, reverse=True):
+            shrinkage = fraction * top
+            U, V, _, steps, _ = soft_impute(problem.sides, replace(path_opts, shrinkage=shrinkage), gen, 0.0,
+                                            warm=warm)
+            warm = (U, V)
+            rmse = _validation_rmse(U, V, None, None, validation)
+            records.append([opts.rank, shrinkage, rmse])
+            logger.info("auto: softimpute shrinkage %.4g: held-out RMSE %.5g (%d steps)", shrinkage, rmse, steps)
+            if best is None or rmse < best[1]:
+                best = (shrinkage, rmse)
+    finally:
+        problem.close()
+    opts = replace(opts, shrinkage=best[0])
+    selection = {"rank": opts.rank, "alpha": opts.alpha, "bias_alpha": opts.bias_alpha, "shrinkage": best[0],
+                 "path": records}
+    return opts, selection, None

@@ -120,9 +120,12 @@ def complete_matrix(
     svd_n_iter : int, default=2
         Power iterations of the initial randomized SVD (alternating methods) and of every
         SVD step of SoftImpute.
-    shrinkage : float, optional
+    shrinkage : float or "auto", optional
         SoftImpute's singular-value threshold ``lambda``; default: the largest singular value of
-        ``P_Omega(M)`` divided by 50 (fancyimpute's default).
+        ``P_Omega(M)`` divided by 50 (fancyimpute's default). ``"auto"`` (the :class:`SoftImpute`
+        estimator's default): the value of lowest held-out RMSE on the warm-started path
+        ``sigma_1 * (1, 0.3, 0.1, 0.03, 0.01)``; with biases and no ``bias_alpha`` the bias ridge is
+        chosen first, on the biases alone.
     validation_fraction : float, optional
         Hold out this fraction of the observed entries (``0 < f < 0.5``); stop when their RMSE
         has not improved for ``n_iter_no_change`` sweeps and return the best factors.
@@ -155,6 +158,8 @@ def complete_matrix(
     ValueError
         ``rank`` out of range, NaN/inf among the observed values, a ``mask`` of the wrong shape,
         options out of range, a row or column without observed entries with ``cold_start="raise"``.
+    TypeError
+        Non-numeric, complex or torch input; non-integer counts.
 
     Notes
     -----
@@ -164,8 +169,6 @@ def complete_matrix(
     selected candidate. ``result.selection["path"]`` lists ``[rank, alpha, held-out RMSE]`` per
     candidate. On an exactly low-rank matrix the path ends at ``alpha = 0`` (exact recovery as with
     ``alpha=0``); on pure noise at ``alpha_max`` (everything shrunk to the biases).
-    TypeError
-        Non-numeric, complex or torch input; non-integer counts.
 
     References
     ----------
@@ -238,7 +241,8 @@ def _iv(observed, mask=None, *, rank="auto", method="robust_altmin", max_iter=50
         alpha=alpha, bias=bool(bias), bias_alpha=bias_alpha, n_inner=check_int(n_inner, "n_inner", low=1),
         preconditioner=check_choice(preconditioner, "preconditioner", PRECONDITIONERS), sketch_size=sketch_size,
         incoherence=incoherence, svd_n_iter=check_int(svd_n_iter, "svd_n_iter", low=0),
-        shrinkage=None if shrinkage is None else check_float(shrinkage, "shrinkage", low=0.0),
+        shrinkage=shrinkage if shrinkage is None or (isinstance(shrinkage, str) and shrinkage == "auto")
+        else check_float(shrinkage, "shrinkage", low=0.0),
         validation_fraction=validation_fraction, n_iter_no_change=check_int(n_iter_no_change, "n_iter_no_change", low=1),
         cold_start=check_choice(cold_start, "cold_start", COLD_START), verbose=bool(verbose), client=client,
     )
@@ -293,7 +297,7 @@ def _complete(entries, opts, gen):
     with single_threaded_blas():
         start = time.perf_counter()
         selection = None
-        if opts.rank == "auto" or opts.alpha == "auto":
+        if opts.rank == "auto" or opts.alpha == "auto" or opts.shrinkage == "auto":
             from lowrank.completion._auto import select
 
             opts, selection, warm = select(entries, opts, gen)

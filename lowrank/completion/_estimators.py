@@ -309,12 +309,14 @@ class SoftImpute(_CompletionEstimator):
     ----------
     rank : int or "auto", default="auto"
         Largest rank kept at each SVD step (``"auto"``: ``min(20, min(X.shape))``).
-    shrinkage : float, optional
-        Singular-value threshold; default the largest singular value of the observed matrix / 50.
+    shrinkage : float or "auto", default="auto"
+        Singular-value threshold; ``"auto"``: chosen on held-out entries of ``X`` over a
+        warm-started path (see :func:`complete_matrix`); None: the largest singular value of the
+        observed matrix / 50 (fancyimpute's default).
     bias : bool or "auto", default="auto"
         Biases fitted first (damped by ``bias_alpha``) and held fixed.
     bias_alpha : float, optional
-        Ridge on the biases (default 0).
+        Ridge on the biases (default: chosen on held-out entries with ``shrinkage="auto"``, else 0).
     cold_start : {"allow", "raise"}, default="allow"
     max_iter : int, default=100
     tol : float, default=1e-5
@@ -351,7 +353,7 @@ class SoftImpute(_CompletionEstimator):
 
     _method = "softimpute"
 
-    def __init__(self, rank="auto", *, shrinkage=None, bias="auto", bias_alpha=None, cold_start="allow", max_iter=100,
+    def __init__(self, rank="auto", *, shrinkage="auto", bias="auto", bias_alpha=None, cold_start="allow", max_iter=100,
                  tol=1e-5, svd_n_iter=2, random_state=None, verbose=False):
         self.rank = rank
         self.shrinkage = shrinkage

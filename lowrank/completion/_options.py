@@ -37,7 +37,7 @@ class CompletionOptions:
     sketch_size: Optional[int] = None
     incoherence: Optional[float] = None
     svd_n_iter: int = 2
-    shrinkage: Optional[float] = None
+    shrinkage: Union[float, str, None] = None
     validation_fraction: Optional[float] = None
     n_iter_no_change: int = 3
     cold_start: str = "allow"

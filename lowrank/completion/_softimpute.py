@@ -54,21 +54,38 @@ def _frobenius2(U, s, V):
     return float(np.sum(core * core))
 
 
-def soft_impute(sides, opts, gen, start):
-    """Body of ``complete_matrix(method="softimpute")``; returns ``(U, V, history, n_iter, converged)``."""
+def top_singular_value(sides, n_iter, gen):
+    """Largest singular value of the observed matrix ``P_Omega(M)``."""
+    rows, cols = sides["rows"], sides["cols"]
+    zero = np.zeros(1)
+    op = _operator(sides, rows.data, cols.data, np.zeros((rows.n_rows, 1)), zero, np.zeros((cols.n_rows, 1)))
+    return float(randomized_svd(op, 1, n_iter=n_iter, rng=gen)[1][0])
+
+
+def soft_impute(sides, opts, gen, start, warm=None):
+    """Body of ``complete_matrix(method="softimpute")``; returns ``(U, V, history, n_iter, converged)``.
+
+    ``warm``: balanced factors ``(U, V)`` of an earlier solution (a larger shrinkage on a path) to
+    start from instead of 0."""
     rows, cols = sides["rows"], sides["cols"]
     m, n = rows.n_rows, cols.n_rows
     rank = opts.rank
     U, s, V = np.zeros((m, rank)), np.zeros(rank), np.zeros((n, rank))
+    if warm is not None and warm[0].shape[1] == rank:
+        # balanced factors are U sqrt(s) and V sqrt(s), orthogonal columns: undo the scaling
+        s = np.sum(warm[0] * warm[0], axis=0)
+        root = np.sqrt(np.where(s > 0, s, 1.0))
+        U, V = warm[0] / root, warm[1] / root
     shrinkage = opts.shrinkage
     if shrinkage is None:
-        zero = np.zeros(1)
-        op = _operator(sides, rows.data, cols.data, U[:, :1], zero, V[:, :1])
-        shrinkage = float(randomized_svd(op, 1, n_iter=opts.svd_n_iter + 2, rng=gen)[1][0]) / 50.0
+        shrinkage = top_singular_value(sides, opts.svd_n_iter + 2, gen) / 50.0
     n_observed = rows.data.shape[0]
     history = {"train_rmse": [], "validation_rmse": [], "seconds": []}
     resid_rows = rows.data
     resid_cols = cols.data
+    if s.any():
+        resid_rows = _residuals(sides, U, s, V)
+        resid_cols = resid_rows[cols.perm]
     converged, step = False, 0
     bar = progress(total=opts.max_iter, desc="softimpute", verbose=opts.verbose, unit="step")
     for step in range(1, opts.max_iter + 1):
