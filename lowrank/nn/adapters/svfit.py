@@ -10,7 +10,6 @@ import dataclasses
 
 from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_float, check_int
-from lowrank.linalg import rank_by_energy
 from lowrank.nn.adapters._matrix import as_matrix, factor_source, to_weight
 from lowrank.nn.adapters._method import AdapterMethod, register_method
 
@@ -86,7 +85,12 @@ class SVFit(AdapterMethod):
         super().__init__(base, spec, config, generator=generator, shared=shared)
         weight = base.weight
         U, s, Vh = torch.linalg.svd(as_matrix(factor_source(base), spec), full_matrices=False)
-        r = config.rank if config.rank is not None else rank_by_energy(s.numpy(), config.energy)
+        if config.rank is None:
+            from lowrank.linalg import rank_by_energy  # here, not at import: linalg pulls in scikit-learn
+
+            r = rank_by_energy(s.numpy(), config.energy)
+        else:
+            r = config.rank
         like = dict(device=weight.device, dtype=weight.dtype)
         self.register_buffer("U", U[:, :r].to(**like).contiguous())
         self.register_buffer("Vh", Vh[:r].to(**like).contiguous())
