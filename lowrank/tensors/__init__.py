@@ -19,6 +19,8 @@ __getattr__, __dir__, __all__ = attach(
         "tucker_to_tensor": "_products",
         "Tucker": "decomposition",
         "CP": "decomposition",
+        "NonNegativeCP": "decomposition",
+        "NonNegativeTucker": "decomposition",
         "FunBaT": "funbat",
     },
 )

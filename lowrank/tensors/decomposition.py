@@ -30,6 +30,8 @@ __all__ = [
     "tt_svd",
     "Tucker",
     "CP",
+    "NonNegativeCP",
+    "NonNegativeTucker",
 ]
 
 _SVD_METHODS = ("gram", "randomized")
@@ -1093,3 +1095,113 @@ def randomized_cp(
     )
     weights, factors = to_backend(weights, X), [to_backend(F, X) for F in factors]
     return _tl().cp_tensor.CPTensor((weights, factors))
+
+
+class NonNegativeCP(_TensorDecomposition):
+    """Non-negative CP (HALS) as an estimator; wraps :func:`non_negative_cp`.
+
+    Parameters
+    ----------
+    rank : int, default=2
+    init : {"svd", "random"}, default="svd"
+    n_iter_max : int, default=100
+    tol : float, default=1e-8
+    nn_modes : "all" or collection of int, default="all"
+    random_state : None, int or numpy.random.Generator, default=None
+
+    Attributes
+    ----------
+    decomposition_ : tensorly.cp_tensor.CPTensor
+    weights_ : array, shape (rank,)
+    factors_ : list of arrays, ``(I_k, rank)``
+    errors_ : list of float
+        Relative error (on observed entries) after each sweep.
+    reconstruction_error_ : float
+    n_iter_ : int
+
+    References
+    ----------
+    Cichocki and Phan, IEICE Trans. Fundamentals E92-A(3), 2009.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import NonNegativeCP
+    >>> X = np.einsum("ir,jr,kr->ijk", *(np.random.default_rng(0).random((n, 2)) for n in (5, 6, 7)))
+    >>> est = NonNegativeCP(rank=2, n_iter_max=300, tol=0, random_state=0).fit(X)
+    >>> bool(est.reconstruction_error_ < 1e-3)
+    True
+    """
+
+    def __init__(self, rank=2, *, init="svd", n_iter_max=100, tol=1e-8, nn_modes="all", random_state=None):
+        self.rank = rank
+        self.init = init
+        self.n_iter_max = n_iter_max
+        self.tol = tol
+        self.nn_modes = nn_modes
+        self.random_state = random_state
+
+    def fit(self, X, y=None, mask=None):
+        """Decompose tensor ``X`` (``mask``: True where observed). Returns self."""
+        X = self._validate(X)
+        args = _iv_nn_cp(X, self.rank, self.init, self.n_iter_max, self.tol, self.nn_modes, None, mask, None, self.random_state)
+        weights, factors, errors = _nn_cp_run(*args)
+        self.decomposition_ = _tl().cp_tensor.CPTensor((weights, factors))
+        self.weights_, self.factors_ = weights, factors
+        self.errors_ = errors
+        self.reconstruction_error_ = errors[-1] if errors else float("nan")
+        self.n_iter_ = len(errors)
+        return self
+
+
+class NonNegativeTucker(_TensorDecomposition):
+    """Non-negative Tucker (HALS factors, FISTA core) as an estimator; wraps :func:`non_negative_tucker`.
+
+    Parameters
+    ----------
+    rank : int, sequence of int or None, default=2
+    init : {"svd", "random"}, default="svd"
+    n_iter_max : int, default=100
+    tol : float, default=1e-8
+    random_state : None, int or numpy.random.Generator, default=None
+
+    Attributes
+    ----------
+    decomposition_ : tensorly.tucker_tensor.TuckerTensor
+    core_ : array, shape ``rank``
+    factors_ : list of arrays, ``(I_k, rank_k)``
+    errors_ : list of float
+    reconstruction_error_ : float
+    n_iter_ : int
+
+    References
+    ----------
+    Kim and Choi, "Nonnegative Tucker decomposition", CVPR 2007.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowrank.tensors import NonNegativeTucker
+    >>> est = NonNegativeTucker(rank=2, random_state=0).fit(np.random.default_rng(0).random((5, 6, 7)))
+    >>> est.core_.shape, bool(est.core_.min() >= 0)
+    ((2, 2, 2), True)
+    """
+
+    def __init__(self, rank=2, *, init="svd", n_iter_max=100, tol=1e-8, random_state=None):
+        self.rank = rank
+        self.init = init
+        self.n_iter_max = n_iter_max
+        self.tol = tol
+        self.random_state = random_state
+
+    def fit(self, X, y=None, mask=None):
+        """Decompose tensor ``X`` (``mask``: True where observed). Returns self."""
+        X = self._validate(X)
+        args = _iv_nn_tucker(X, self.rank, self.init, self.n_iter_max, self.tol, None, mask, None, self.random_state)
+        core, factors, errors = _nn_tucker_run(*args)
+        self.decomposition_ = _tl().tucker_tensor.TuckerTensor((core, factors))
+        self.core_, self.factors_ = core, factors
+        self.errors_ = errors
+        self.reconstruction_error_ = errors[-1] if errors else float("nan")
+        self.n_iter_ = len(errors)
+        return self

@@ -230,3 +230,13 @@ def test_result_unpacks_like_a_tuple():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         truncated_svd(_A, 2, rng=0)  # a converged call warns nothing
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("decay", ["flat", "fast"])
+def test_cuda_in_cuda_out(decay):
+    torch = pytest.importorskip("torch")
+    A = _spectrum_matrix(600, 400, decay, np.random.default_rng(9))
+    res = truncated_svd(torch.as_tensor(A, device="cuda"), 8, rng=0)
+    assert res.U.device.type == res.s.device.type == res.Vh.device.type == "cuda" and res.converged
+    _check(res, A, 8, lambda X: X.detach().cpu().numpy())

@@ -7,7 +7,7 @@ import tensorly as tl
 from tensorly.decomposition import non_negative_parafac_hals, non_negative_tucker_hals
 from tensorly.metrics import congruence_coefficient
 
-from lowrank.tensors import non_negative_cp, non_negative_tucker
+from lowrank.tensors import NonNegativeCP, NonNegativeTucker, non_negative_cp, non_negative_tucker
 
 
 def _rel(T, X):
@@ -136,6 +136,20 @@ def test_torch_in_torch_out():
     assert isinstance(T.core, torch.Tensor) and float(T.core.min()) >= 0
 
 
+def test_estimators_forward_arguments_to_functions():
+    X, _ = _planted_nn_cp((6, 7, 8), 2, 9, noise=0.01)
+    est = NonNegativeCP(rank=2, init="random", n_iter_max=7, tol=1e-3, nn_modes=[0, 1], random_state=3).fit(X)
+    ref = non_negative_cp(X, 2, init="random", n_iter_max=7, tol=1e-3, nn_modes=[0, 1], rng=3)
+    np.testing.assert_allclose(est.to_tensor(), ref.to_tensor())
+    assert est.n_iter_ == len(est.errors_) <= 7
+    assert est.reconstruction_error_ == pytest.approx(_rel(ref, X), rel=1e-6)
+    est = NonNegativeTucker(rank=(2, 2, 2), init="random", n_iter_max=9, tol=1e-4, random_state=4)
+    D = est.fit_transform(X)
+    ref = non_negative_tucker(X, (2, 2, 2), init="random", n_iter_max=9, tol=1e-4, rng=4)
+    np.testing.assert_allclose(D.to_tensor(), ref.to_tensor())
+    assert est.reconstruction_error_ == pytest.approx(_rel(ref, X), rel=1e-6)
+
+
 _X = np.random.default_rng(0).random((4, 5, 6))
 
 
@@ -162,3 +176,15 @@ _X = np.random.default_rng(0).random((4, 5, 6))
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+@pytest.mark.gpu
+def test_cuda_in_cuda_out():
+    torch = pytest.importorskip("torch")
+    X, _ = _planted_nn_cp((10, 11, 12), 3, 8)
+    cp = non_negative_cp(torch.as_tensor(X, device="cuda"), 3, n_iter_max=300, tol=0, rng=0)
+    assert cp.factors[0].device.type == "cuda" and float(min(f.min() for f in cp.factors)) >= 0
+    ref = non_negative_cp(X, 3, n_iter_max=300, tol=0, rng=0)
+    np.testing.assert_allclose(cp.weights.cpu().numpy(), ref.weights, rtol=1e-6)
+    T = non_negative_tucker(torch.as_tensor(X, device="cuda"), 3, n_iter_max=20, rng=0)
+    assert T.core.device.type == "cuda" and float(T.core.min()) >= 0

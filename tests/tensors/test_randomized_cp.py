@@ -90,3 +90,12 @@ def test_bad_input(kwargs, exc, match):
     args = {"rank": 3, "n_samples": 10, **kwargs}
     with pytest.raises(exc, match=match):
         randomized_cp(_X, args.pop("rank"), args.pop("n_samples"), **args)
+
+
+@pytest.mark.gpu
+def test_cuda_in_cuda_out():
+    torch = pytest.importorskip("torch")
+    X = _planted(9)
+    cp = randomized_cp(torch.as_tensor(X, device="cuda"), 3, 60, rng=0)
+    assert cp.factors[0].device.type == "cuda"
+    np.testing.assert_allclose(cp.weights.cpu().numpy(), randomized_cp(X, 3, 60, rng=0).weights, rtol=1e-10)
