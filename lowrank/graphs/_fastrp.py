@@ -441,10 +441,6 @@ def _dask_zeros(rows, params):
     return np.zeros((rows, params.n_components), dtype=params.dtype)
 
 
-def _dask_block(block):
-    return block
-
-
 def _fastrp_dask(A, features, seed, params, client, n_partitions):
     """Body of :func:`fastrp` on Dask: one task per row block and step, every result recomputable.
 
@@ -455,6 +451,8 @@ def _fastrp_dask(A, features, seed, params, client, n_partitions):
     any point has its results recomputed from the graph, identically (counter RNG, row-wise
     kernels). The cost is one serialized copy of ``M`` kept by the scheduler until the fit ends.
     """
+    from lowrank.distributed import submit_value
+
     n = A.shape[0]
     if n_partitions is None:
         n_partitions = max(1, sum(client.nthreads().values()))
@@ -465,7 +463,7 @@ def _fastrp_dask(A, features, seed, params, client, n_partitions):
     def submit(fn, *args):
         return client.submit(fn, *args, pure=False)
 
-    m_blocks = [submit(_dask_block, M[a:b]) for a, b in bounds]
+    m_blocks = [submit_value(client, M[a:b]) for a, b in bounds]
     r_blocks = [
         submit(_dask_initial_block, a, b, degree[a:b], None if features is None else features[a:b], seed, params, n)
         for a, b in bounds

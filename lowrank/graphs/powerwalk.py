@@ -154,8 +154,9 @@ class PowerWalk(BaseEstimator):
         weights : None, bool or str, default=None
             As in :func:`~lowrank.graphs.personalized_pagerank`.
         client : distributed.Client or "auto", optional
-            Build fingerprint blocks on this Dask cluster: the graph is broadcast once and the
-            sources are split into ``n_blocks`` blocks. ``"auto"`` uses the active client if there
+            Build fingerprint blocks on this Dask cluster: the graph is sent once (as a task, so it
+            is recomputed if the worker holding it is lost) and the sources are split into
+            ``n_blocks`` blocks. ``"auto"`` uses the active client if there
             is one. The index is identical to the local one for the same ``random_state``.
         n_blocks : int, optional
             Number of source blocks for the Dask fit. Default: 4 per worker thread.
@@ -487,8 +488,14 @@ def fingerprint_block(walk, lo, hi, seed, n_walks, walk_length, alpha, endpoint,
     A pure function of its arguments: the counter RNG makes every block independent, so blocks may
     run anywhere (threads, Dask workers, a retry after a lost worker) and concatenate to one index.
     """
+    import numba
+
     from lowrank.graphs import _ppr_kernels as K
 
+    if not parallel:
+        # the kernels read the thread count through a symbol of numba's threading layer; a kernel
+        # loaded from the disk cache in a fresh worker process does not launch that layer itself
+        numba.get_num_threads()
     indptr, indices, cum, uniform = walk
     cap = n_walks * (1 if endpoint else walk_length + 1)
     dtype = _count_dtype(n_walks, walk_length, endpoint)
@@ -518,17 +525,22 @@ def _fit_dask(client, walk, n, args, n_blocks):
     n_blocks = check_int(n_blocks, "n_blocks", low=1)
     n_blocks = min(n_blocks, n)
     bounds = [(b * n // n_blocks, (b + 1) * n // n_blocks) for b in range(n_blocks)]
-    [graph] = client.scatter([walk], broadcast=True, hash=False)
+    from lowrank.distributed import submit_value
+
+    # a task holding the graph, not a broadcast `scatter`: the Active Memory Manager drops a
+    # broadcast's extra copies, and scattered data lost with a worker cannot be recomputed
+    graph = submit_value(client, walk)
     futures = submit_blocks(client, graph, bounds, args)
     return assemble_blocks(client.gather(futures))
 
 
 def submit_blocks(client, graph, bounds, args):
-    """Submit one task per source block ``(lo, hi)``; ``graph`` is the scattered walk arrays.
+    """Submit one task per source block ``(lo, hi)``; ``graph`` is a future of the walk arrays.
 
-    Scatter the graph once with ``client.scatter([walk], broadcast=True, hash=False)`` (awaited for
-    an asynchronous client). Tasks are pure functions of their inputs, so Dask recomputes a lost
-    worker's blocks and they come out identical.
+    Put the graph on the cluster once with ``lowrank.distributed.submit_value(client, walk)`` (it can
+    be recomputed after a worker loss; ``client.scatter([walk], broadcast=True, hash=False)`` works
+    too while no worker holding it is lost). Tasks are pure functions of their inputs, so Dask
+    recomputes a lost worker's blocks and they come out identical.
     """
     return [
         client.submit(fingerprint_block, graph, lo, hi, *args, parallel=False, pure=False, retries=2)

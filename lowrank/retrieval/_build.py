@@ -71,33 +71,25 @@ def _client_or_none(client):
 def _run_on_dask(client, scorer, queries, items, todo, finish):
     from distributed import as_completed
 
-    # The scorer and the queries enter the graph as task arguments, not through `scatter`: a task
-    # can be rerun when the worker holding its result is lost, scattered data cannot (the fit
-    # would be cancelled), and unique keys (pure=False) keep concurrent fits on one client apart.
-    # The box keeps Dask from looking inside user objects (a list of queries stays one value).
-    scorer_f = client.submit(_unbox, _Box(scorer), pure=False)
-    queries_f = client.submit(_unbox, _Box(queries), pure=False)
+    from lowrank.distributed import submit_value
+
+    # The scorer, the queries and the item blocks go on the cluster as tasks, not through `scatter`:
+    # a task is rerun when the worker holding its result is lost, scattered data is not (the fit
+    # would be cancelled), and keys unique to the call keep concurrent fits on one client apart.
+    # submit_value also keeps Dask from looking inside user objects (a list of queries stays one).
+    scorer_f = submit_value(client, scorer)
+    queries_f = submit_value(client, queries)
     futures = {
-        client.submit(_score_block, scorer_f, queries_f, _Box(take(items, slice(*block))), pure=False): block
+        client.submit(_score_block, scorer_f, queries_f, submit_value(client, take(items, slice(*block))), pure=False):
+        block
         for block in todo
     }
     for fut, scores in as_completed(futures, with_results=True):
         finish(futures[fut], scores)
 
 
-class _Box:
-    """An opaque holder, so a task argument reaches the function exactly as given."""
-
-    def __init__(self, value):
-        self.value = value
-
-
-def _unbox(box):
-    return box.value
-
-
-def _score_block(scorer, queries, items_box):
-    return scorer(queries, items_box.value)
+def _score_block(scorer, queries, items_block):
+    return scorer(queries, items_block)
 
 
 def scorer_identity(scorer):
