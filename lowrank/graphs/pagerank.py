@@ -85,7 +85,8 @@ def personalized_pagerank(
     personalization : dict, array_like of shape (n,) or (k, n), or sparse (k, n), optional
         Restart distributions given by weight: a ``{vertex: weight}`` dict (networkx's
         ``personalization``; missing vertices weigh 0), a length-n vector, or a (k, n) matrix
-        whose rows are k distributions (one PPR vector each). Rows are normalized to sum 1; weights
+        whose rows are k distributions (one PPR vector each); columns follow the graph's vertex
+        order (``G.nodes()``, or the labels of an edge-list file). Rows are normalized to sum 1; weights
         must be finite and non-negative with a positive sum. ``np.ones(n)`` gives global PageRank.
     dangling : dict or array_like of shape (n,), optional
         networkx's ``dangling``: where the out-mass of a dangling vertex goes, as one distribution
