@@ -24,7 +24,9 @@ _TASKS = (
 class ZooTask:
     """A model, its data and its metric; unpacks like ``(model, train, test, metric)``.
 
-    Attributes
+    Built by the task functions (``digits_transfer`` and the others); frozen.
+
+    Parameters
     ----------
     model : torch.nn.Module or None
         The base model (pretrained unless the task says otherwise; ``None`` for data-only tasks).

@@ -23,6 +23,22 @@ def torch_generator(rng, *, name="rng"):
     A ``torch.Generator`` is returned as is (the caller's stream advances); anything else is turned
     into a seed by ``lowrank._utils.rng.as_seed``.
 
+    Parameters
+    ----------
+    rng : None, int, numpy.random.Generator or torch.Generator
+        None draws a fresh seed; an int is used as the seed itself.
+    name : str, default="rng"
+        Argument name used in error messages.
+
+    Returns
+    -------
+    torch.Generator
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``rng`` is of another type or a negative integer.
+
     Examples
     --------
     >>> from lowrank.nn.zoo import torch_generator
@@ -146,7 +162,38 @@ def fit_classifier(model, train, *, epochs=None, steps=None, lr=1e-3, batch_size
                    params=None, extra_loss=None, rng=None):
     """:func:`~lowrank.nn.zoo.fit` with the cross-entropy loss (labels on the last output axis; ``-100`` ignored).
 
-    Parameters and Returns are those of :func:`~lowrank.nn.zoo.fit` without ``loss``.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place (left in eval mode).
+    train : (X, y) tuple of torch tensors
+        Rows are examples.
+    epochs : int, optional
+        Passes over ``train`` (each a fresh permutation). Exactly one of ``epochs`` and ``steps``.
+    steps : int, optional
+        Optimizer steps; the permutation is redrawn whenever it runs out.
+    lr : float, default=1e-3
+        Adam learning rate.
+    batch_size : int, default=32
+        Rows per step (the last batch of an epoch may be smaller).
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW).
+    params : iterable of torch.nn.Parameter, optional
+        What to train; default: every parameter with ``requires_grad``.
+    extra_loss : callable, optional
+        ``extra_loss(model) -> tensor`` added to the loss after each forward (e.g. a MoE balance term).
+    rng : None, int, numpy Generator or torch.Generator, default=None
+        Seeds the batch order.
+
+    Returns
+    -------
+    list of float
+        The training loss of every step.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is of the wrong type or out of range.
 
     Examples
     --------
@@ -165,7 +212,38 @@ def fit_regressor(model, train, *, epochs=None, steps=None, lr=1e-3, batch_size=
                   params=None, extra_loss=None, rng=None):
     """:func:`~lowrank.nn.zoo.fit` with the mean-squared-error loss.
 
-    Parameters and Returns are those of :func:`~lowrank.nn.zoo.fit` without ``loss``.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Trained in place (left in eval mode).
+    train : (X, y) tuple of torch tensors
+        Rows are examples.
+    epochs : int, optional
+        Passes over ``train`` (each a fresh permutation). Exactly one of ``epochs`` and ``steps``.
+    steps : int, optional
+        Optimizer steps; the permutation is redrawn whenever it runs out.
+    lr : float, default=1e-3
+        Adam learning rate.
+    batch_size : int, default=32
+        Rows per step (the last batch of an epoch may be smaller).
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW).
+    params : iterable of torch.nn.Parameter, optional
+        What to train; default: every parameter with ``requires_grad``.
+    extra_loss : callable, optional
+        ``extra_loss(model) -> tensor`` added to the loss after each forward (e.g. a MoE balance term).
+    rng : None, int, numpy Generator or torch.Generator, default=None
+        Seeds the batch order.
+
+    Returns
+    -------
+    list of float
+        The training loss of every step.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is of the wrong type or out of range.
 
     Examples
     --------
@@ -196,7 +274,9 @@ def evaluate(model, data, *, metric="accuracy", batch_size=1024):
     Parameters
     ----------
     model : torch.nn.Module
+        The model to score (its train/eval mode is restored afterwards).
     data : (X, y) tuple of torch tensors
+        Inputs and labels (or regression targets).
     metric : {"accuracy", "mse"}, default="accuracy"
         ``"accuracy"``: fraction of labels equal to the argmax of the last output axis, over every
         label that is not ``-100`` (so token accuracy for sequences). ``"mse"``: mean squared error.
@@ -232,6 +312,18 @@ def evaluate(model, data, *, metric="accuracy", batch_size=1024):
 def accuracy(model, data):
     """Classification (or token) accuracy: ``evaluate(model, data, metric="accuracy")``.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to score.
+    data : (X, y) tuple of torch tensors
+        Inputs and labels.
+
+    Returns
+    -------
+    float
+        Fraction of scored labels equal to the argmax of the last output axis.
+
     Examples
     --------
     >>> from lowrank.nn.zoo import accuracy
@@ -243,6 +335,18 @@ def accuracy(model, data):
 
 def mse(model, data):
     """Mean squared error: ``evaluate(model, data, metric="mse")``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to score.
+    data : (X, y) tuple of torch tensors
+        Inputs and targets.
+
+    Returns
+    -------
+    float
+        Mean squared error over every entry.
 
     Examples
     --------

@@ -40,7 +40,9 @@ def init_parameters(model, generator):
     Parameters
     ----------
     model : torch.nn.Module
+        Initialized in place.
     generator : torch.Generator
+        The only source of randomness.
 
     Returns
     -------
@@ -121,6 +123,7 @@ def seeded(factory, generator):
     factory : callable
         ``factory() -> torch.nn.Module``.
     generator : torch.Generator
+        The only source of randomness.
 
     Returns
     -------
@@ -313,9 +316,13 @@ class TinyTransformer(nn.Module):
     n_outputs : int
         Width of ``head`` (logits per position).
     d_model : int, default=64
+        Width of the residual stream.
     n_heads : int, default=4
+        Attention heads (dividing ``d_model``).
     n_layers : int, default=2
+        Number of blocks in ``blocks``.
     d_ff : int, default=256
+        Hidden width of each block's ``mlp``.
     attention : {"separate", "torch"}, default="separate"
         See :class:`~lowrank.nn.zoo.TransformerBlock`.
 
@@ -359,10 +366,15 @@ class PatchViT(nn.Module):
     n_classes : int
         Width of ``head`` (applied to the final class token).
     in_channels : int, default=1
+        Image channels.
     d_model : int, default=64
+        Width of the token stream.
     n_heads : int, default=4
+        Attention heads (dividing ``d_model``).
     n_layers : int, default=2
+        Number of blocks in ``blocks``.
     d_ff : int, default=128
+        Hidden width of each block's ``mlp``.
     attention : {"separate", "torch"}, default="separate"
         See :class:`~lowrank.nn.zoo.TransformerBlock`.
 
@@ -418,6 +430,7 @@ class ConvNet(nn.Module):
     n_classes : int
         Width of ``head``.
     in_channels : int, default=3
+        Image channels.
     channels : tuple of 3 int, default=(16, 32, 32)
         Output channels of ``conv1``, ``conv2``, ``conv3`` (3x3 kernels, padding 1).
     hidden : int, default=64
@@ -467,7 +480,9 @@ class MoEMLP(nn.Module):
     d_hidden : int
         Hidden width of every expert (a :class:`~lowrank.nn.zoo.FeedForward`, ReLU).
     n_experts : int, default=8
+        Number of experts (and router outputs).
     top_k : int, default=2
+        Experts mixed per input.
 
     Examples
     --------
@@ -515,7 +530,9 @@ class MoEClassifier(nn.Module):
     d_hidden : int, default=128
         Hidden width of every expert.
     n_experts : int, default=8
+        Number of experts (and router outputs).
     top_k : int, default=2
+        Experts mixed per input.
 
     Examples
     --------

@@ -37,11 +37,13 @@ def moe_mlp(seed=0, *, n_experts=8, top_k=2, balance=0.01, epochs=30):
     seed : int, default=0
         Seeds the split, the initialization and the batch order.
     n_experts : int, default=8
+        Number of experts.
     top_k : int, default=2
         Experts per input (``1 <= top_k <= n_experts``).
     balance : float, default=0.01
         Weight of the load-balancing loss (0 turns it off).
     epochs : int, default=30
+        Training epochs.
 
     Returns
     -------

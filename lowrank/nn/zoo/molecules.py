@@ -17,7 +17,7 @@ __all__ = ["MoleculeData", "emt_molecules", "force_mae", "energy_force_errors"]
 class MoleculeData:
     """Atomic configurations with their energies and forces; unpacks like ``(positions, numbers, energy, forces)``.
 
-    Attributes
+    Parameters
     ----------
     positions : torch.Tensor, shape (n_configs, n_atoms, 3), float32
         Cartesian coordinates in Angstrom (no periodic cell).
@@ -53,6 +53,7 @@ def energy_force_errors(model, data):
         ``model(positions, numbers) -> energy`` of shape ``(n_configs,)``, differentiable in
         ``positions``; forces are ``-grad`` of the summed energy.
     data : MoleculeData
+        Configurations with reference energies and forces.
 
     Returns
     -------
@@ -77,6 +78,17 @@ def energy_force_errors(model, data):
 
 def force_mae(model, data):
     """Mean absolute force error (eV/Angstrom): ``energy_force_errors(model, data)["force_mae"]``.
+
+    Parameters
+    ----------
+    model : callable
+        ``model(positions, numbers) -> energy``, differentiable in ``positions``.
+    data : MoleculeData
+        Configurations with reference forces.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -128,6 +140,7 @@ def emt_molecules(seed=0, *, n_shells=2, rattle=0.1, n_train=800, n_test=200):
     Parameters
     ----------
     seed : int, default=0
+        Seeds the rotations and displacements.
     n_shells : int, default=2
         Icosahedron shells (1 to 4).
     rattle : float, default=0.1

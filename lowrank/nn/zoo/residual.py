@@ -31,8 +31,11 @@ def residual_mlp_digits(seed=0, *, n_blocks=6, d_model=64, epochs=30):
     seed : int, default=0
         Seeds the split, the initialization and the batch order.
     n_blocks : int, default=6
+        Number of residual blocks.
     d_model : int, default=64
+        Width of the residual stream (the blocks' hidden width is twice it).
     epochs : int, default=30
+        Training epochs.
 
     Returns
     -------

@@ -28,7 +28,9 @@ def sequence_data(n, *, kind="sort", seq_len=12, vocab_size=10, generator=None):
         Number of sequences.
     kind : {"sort", "copy"}, default="sort"
     seq_len : int, default=12
+        Tokens to sort or copy.
     vocab_size : int, default=10
+        Distinct tokens.
     generator : torch.Generator, optional
         Draws the tokens.
 
@@ -97,6 +99,7 @@ def sequence_task(seed=0, *, kind="sort", seq_len=12, vocab_size=10, attention="
     seq_len : int, default=12
         Tokens to sort or copy (longer sequences need more ``steps``).
     vocab_size : int, default=10
+        Distinct tokens (the copy task adds a separator and a blank).
     attention : {"separate", "torch"}, default="separate"
         The zoo's :class:`~lowrank.nn.zoo.SelfAttention` (``q``, ``k``, ``v``, ``o`` Linears)
         or ``torch.nn.MultiheadAttention``.
@@ -105,6 +108,7 @@ def sequence_task(seed=0, *, kind="sort", seq_len=12, vocab_size=10, attention="
     steps : int, default=400
         Adam steps.
     lr : float, default=3e-3
+        Adam learning rate.
 
     Returns
     -------

@@ -64,6 +64,7 @@ def teacher_regression(seed=0, *, sizes=(64, 256, 256, 16), tail_index=1.5, nois
     noise : float, default=0.0
         Standard deviation of the target noise.
     n_train, n_test : int, default=10000, 2000
+        Training and test examples.
 
     Returns
     -------

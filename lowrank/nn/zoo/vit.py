@@ -37,6 +37,7 @@ def patch_vit_digits(seed=0, *, patch_size=2, attention="separate", epochs=20):
     attention : {"separate", "torch"}, default="separate"
         The zoo's ``SelfAttention`` (``q``, ``k``, ``v``, ``o``) or ``torch.nn.MultiheadAttention``.
     epochs : int, default=20
+        Training epochs.
 
     Returns
     -------
