@@ -277,6 +277,12 @@ class TransformerBlock(nn.Module):
         :class:`~lowrank.nn.zoo.SelfAttention` (``q``/``k``/``v``/``o`` Linears) or ``nn.MultiheadAttention``
         (one packed ``in_proj_weight`` and ``out_proj``).
 
+    Notes
+    -----
+    ``attn`` may be swapped for another module after construction (e.g. a low-rank attention): the
+    block calls ``attn(q, k, v, need_weights=False)[0]`` on an ``nn.MultiheadAttention`` and
+    ``attn(x)`` (``(batch, length, d_model)`` in and out) on anything else.
+
     Examples
     --------
     >>> from lowrank.nn.zoo.models import TransformerBlock
