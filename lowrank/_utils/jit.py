@@ -307,6 +307,10 @@ def _classes():
             super().__init__(py_func)
 
         def load_overload(self, sig, target_context):
+            # cached code may call the threading layer by symbol (num_threads() below), and loading it
+            # does not run the typing that registers those symbols: without this a serial kernel loaded
+            # in a fresh process dies with "LLVM ERROR: Symbol not found: get_num_threads"
+            _launch_threads()
             try:
                 return super().load_overload(sig, target_context)
             except Exception as exc:  # a truncated or foreign file must cost a compile, never a crash
@@ -331,6 +335,12 @@ def _classes():
                     logger.debug("could not save a kernel to %s: %s", self.cache_path, exc)
 
     return KernelLocator, KernelCacheImpl, KernelCache
+
+
+def _launch_threads():
+    from numba.np.ufunc.parallel import _launch_threads as launch
+
+    launch()  # idempotent: loads the threading layer once a process and registers its symbols
 
 
 class _LazyKernelCache:
