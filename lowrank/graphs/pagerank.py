@@ -295,11 +295,47 @@ def _power(P, adj, alpha, tol, max_iter, *, nstart=None):
 
 
 def _power_fixed_dangling(P, adj, d, alpha, tol, max_iter, *, nstart=None):
-    """Power iteration where dangling mass goes to the fixed distribution ``d`` (networkx's ``dangling``).
+    """Exact PPR where dangling mass goes to the fixed distribution ``d`` (networkx's ``dangling``).
 
-    ``x <- alpha x P0 + (1 - alpha) p + alpha (x . 1_dangling) d`` on a (n, batch) block with scipy's
-    CSR x dense product (``P0``: P with zero dangling rows); the same stopping rule and error bound
-    as :func:`_power`. Returns (k, n).
+    By linearity, ``x = y_p + kappa y_d``: ``y_p`` and ``y_d`` solve the substochastic iteration
+    ``y <- alpha y P0 + (1 - alpha) q`` (``P0``: P with its dangling rows left empty, so the numba
+    kernel runs it with no dangling vertex) for ``q = p`` and ``q = d``, and the mass lost on the
+    dangling vertices fixes ``kappa = beta a / (1 - beta b)``, ``beta = alpha / (1 - alpha)``,
+    ``a = y_p(dangling)``, ``b = y_d(dangling)``. The combination is then certified by steps of the
+    true iteration (:func:`_iterate_fixed_dangling`), so the returned error bound is the usual one.
+    With ``nstart`` the true iteration runs from it directly. Returns (k, n).
+    """
+    if nstart is not None:
+        return _iterate_fixed_dangling(P, adj, d, alpha, tol, max_iter, start=nstart.toarray())
+    from lowrank.graphs import _ppr_kernels as K
+
+    tr = Transition(adj.matrix)
+    t_indptr, t_indices, t_probs = tr.transposed()
+    none = np.empty(0, dtype=np.int64)
+    beta = alpha / (1.0 - alpha)
+    inner = tol / 10.0  # headroom, so that the certifying step usually already meets tol
+
+    def substochastic(Q):
+        X, _, _ = K.power_block(
+            t_indptr, t_indices, t_probs, none, *pers_transposed(Q), np.ascontiguousarray(Q.toarray().T),
+            alpha, inner, max_iter,
+        )
+        return X
+
+    y_d = substochastic(sp.csr_matrix(d[None, :]))[:, 0]
+    b = y_d[tr.dangling].sum()
+    start = np.empty(P.shape)
+    for lo, hi in column_batches(P.shape[0], tr.n):
+        Y = substochastic(P[lo:hi])
+        kappa = beta * Y[tr.dangling].sum(axis=0) / (1.0 - beta * b)  # 1 - beta b = |y_d|_1 >= 1 - alpha
+        start[lo:hi] = (Y + np.outer(y_d, kappa)).T
+    return _iterate_fixed_dangling(P, adj, d, alpha, tol, max_iter, start=start)
+
+
+def _iterate_fixed_dangling(P, adj, d, alpha, tol, max_iter, *, start):
+    """The true iteration ``x <- alpha x P0 + (1 - alpha) p + alpha (x . 1_dangling) d`` from ``start``
+    (k, n), on (n, batch) blocks with scipy's CSR x dense product; the stopping rule and error bound of
+    :func:`_power`. Returns (k, n).
     """
     tr = Transition(adj.matrix)
     MT = tr.matrix().T.tocsr()
@@ -307,10 +343,9 @@ def _power_fixed_dangling(P, adj, d, alpha, tol, max_iter, *, nstart=None):
     factor = alpha / (1.0 - alpha)
     out = np.empty(P.shape)
     bound = np.full(P.shape[0], np.inf)
-    start = P if nstart is None else nstart
     for lo, hi in column_batches(P.shape[0], tr.n):
         teleport = (1.0 - alpha) * P[lo:hi].toarray().T
-        X = np.ascontiguousarray(start[lo:hi].toarray().T)
+        X = np.ascontiguousarray(start[lo:hi].T)
         for _ in range(max_iter):
             lost = X[dangling].sum(axis=0)
             Y = alpha * (MT @ X)
