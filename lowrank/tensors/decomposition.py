@@ -692,11 +692,17 @@ class CP(_TensorDecomposition):
     line_search : bool, default=True
     n_iter_max : int, default=200
     tol : float, default=1e-9
+    normalize_factors : bool, default=True
+    orthogonalise : bool or int, default=False
+    sparsity : float or int, default=None
+        As in :func:`cp_als`.
     random_state : None, int or numpy.random.Generator, default=None
 
     Attributes
     ----------
     decomposition_ : tensorly.cp_tensor.CPTensor
+    sparse_component_ : array or None
+        The sparse part ``S`` with ``sparsity``, else None.
     weights_ : array, shape (rank,)
     factors_ : list of arrays, ``(I_k, rank)``
     errors_ : list of float
@@ -718,7 +724,21 @@ class CP(_TensorDecomposition):
     True
     """
 
-    def __init__(self, rank=2, *, init="svd", n_restarts=0, compress=True, line_search=True, n_iter_max=200, tol=1e-9, random_state=None):
+    def __init__(
+        self,
+        rank=2,
+        *,
+        init="svd",
+        n_restarts=0,
+        compress=True,
+        line_search=True,
+        n_iter_max=200,
+        tol=1e-9,
+        normalize_factors=True,
+        orthogonalise=False,
+        sparsity=None,
+        random_state=None,
+    ):
         self.rank = rank
         self.init = init
         self.n_restarts = n_restarts
@@ -726,6 +746,9 @@ class CP(_TensorDecomposition):
         self.line_search = line_search
         self.n_iter_max = n_iter_max
         self.tol = tol
+        self.normalize_factors = normalize_factors
+        self.orthogonalise = orthogonalise
+        self.sparsity = sparsity
         self.random_state = random_state
 
     def fit(self, X, y=None, mask=None):
@@ -734,8 +757,13 @@ class CP(_TensorDecomposition):
         X, M, xp, rank, init, n_restarts, compress, line_search, n_iter_max, tol, gen = _iv_cp(
             X, self.rank, self.init, self.n_restarts, self.compress, self.line_search, self.n_iter_max, self.tol, mask, self.random_state
         )
-        weights, factors, errors, _ = cp_body(X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp)
+        options = _iv_cp_options(X, M, init, self.normalize_factors, self.orthogonalise, self.sparsity, None, None)
+        weights, factors, errors, S = cp_body(
+            X, rank, init, n_restarts, compress, line_search, n_iter_max, tol, M, gen, xp, options=options
+        )
         self.decomposition_ = _tl().cp_tensor.CPTensor((weights, factors))
+        self.decomposition_.sparse_component = S
+        self.sparse_component_ = S
         self.weights_, self.factors_ = weights, factors
         self.errors_ = errors
         self.reconstruction_error_ = errors[-1]

@@ -9,7 +9,7 @@ from tensorly.decomposition import parafac
 from tensorly.decomposition import tucker as tl_tucker
 from tensorly.metrics import congruence_coefficient
 
-from lowrank.tensors import cp_als, partial_tucker, tucker
+from lowrank.tensors import CP, cp_als, partial_tucker, tucker
 
 
 def _planted_tucker(seed, shape=(6, 7, 8), ranks=(2, 3, 2)):
@@ -125,6 +125,18 @@ def test_cp_callback_and_fixed_modes():
     ref = parafac(Y, 3, init=tl.cp_tensor.CPTensor((np.ones(3), [factors[0], factors[1] + 0.3, factors[2] + 0.3])),
                   fixed_modes=[0], n_iter_max=500, tol=1e-12)
     assert _rel(cp, Y) <= _rel(tl.cp_tensor.CPTensor(ref), Y) * (1 + 1e-6)
+
+
+def test_cp_estimator_forwards_the_new_options():
+    X, _ = _planted_cp(14)
+    Y = X.copy()
+    Y.flat[[3, 50, 400]] += 8.0
+    kwargs = dict(normalize_factors=False, orthogonalise=2, sparsity=5, n_restarts=1, compress=False)
+    est = CP(rank=3, random_state=0, **kwargs).fit(Y)
+    ref = cp_als(Y, 3, rng=0, **kwargs)
+    np.testing.assert_allclose(est.to_tensor(), ref.to_tensor())
+    np.testing.assert_array_equal(est.sparse_component_, ref.sparse_component)
+    np.testing.assert_array_equal(est.weights_, np.ones(3))
 
 
 _X = np.random.default_rng(0).standard_normal((4, 5, 6))
