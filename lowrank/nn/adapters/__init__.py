@@ -19,8 +19,9 @@ from lowrank.nn.adapters.flora import FLoRA, FLoRAConfig
 from lowrank.nn.adapters.tera import TeRA, TeRAConfig
 from lowrank.nn.adapters.block_lora import BlockLoRA, BlockLoRAConfig
 from lowrank.nn.adapters.snell import SNELL, SNELLConfig
+from lowrank.nn.adapters.lq_lora import LQLoRA, LQLoRAConfig
 
 __all__ = ["adapt", "Adapter", "load_adapter", "AdapterMethod", "SharedModules", "register_method",
            "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig", "FFALoRA", "FFALoRAConfig", "LoLDU",
            "LoLDUConfig", "SVFit", "SVFitConfig", "FLoRA", "FLoRAConfig", "TeRA", "TeRAConfig",
-           "BlockLoRA", "BlockLoRAConfig", "SNELL", "SNELLConfig"]
+           "BlockLoRA", "BlockLoRAConfig", "SNELL", "SNELLConfig", "LQLoRA", "LQLoRAConfig"]

@@ -5,7 +5,7 @@ import importlib
 from lowrank._utils.validation import check_choice
 
 _COMPRESSORS = {}
-_BUILTIN = ("svd", "afm")
+_BUILTIN = ("svd", "afm", "lq")
 
 
 def _load_builtins():
