@@ -30,7 +30,7 @@ SUBPACKAGES = ["linalg", "graphs", "tensors", "completion", "streaming", "retrie
 # Required arguments other than the data, filled by name (the data argument is the first one).
 FILL = {
     "rank": 2, "k": 2, "n_components": 2, "Vh": None, "labels": None, "y": None, "bands": 2,
-    "reference": None, "direction": None,
+    "reference": None, "direction": None, "seeds": [0],
 }
 
 # Entry points whose first argument is not an array: what they take is checked in their own tests.
