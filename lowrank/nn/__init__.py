@@ -24,13 +24,14 @@ __getattr__, __dir__, __all__ = attach(
         "AdapterMethod": "adapters",
         "LoRA": "adapters",
         "LoRAConfig": "adapters",
+        "QATWithLowRank": "qat",
     },
 )
 
 # Subpackages load on first access as well (``attach`` maps names to objects inside modules).
 import importlib as _importlib
 
-_SUBPACKAGES = ("zoo", "federated")
+_SUBPACKAGES = ("zoo", "federated", "quant")
 _attached_getattr = __getattr__
 
 
