@@ -13,7 +13,7 @@ torch = import_optional("torch", purpose="lowrank.nn")
 __all__ = ["LQResult", "lq_decompose"]
 
 # exact SVD up to this smaller side; a randomized SVD above (the rank is small against the matrix)
-_EXACT_UP_TO = 1024
+_EXACT_UP_TO = 512
 
 
 @dataclasses.dataclass
@@ -108,7 +108,7 @@ def lq_decompose(weight, rank, bits=4, group_size=64, kind="nf", *, n_iter=20, f
         ``sum F (W - Q - L)^2`` and the SVD step the exact weighted SVD under the rank-1
         approximation ``F ~ r c^T`` (:func:`lowrank.linalg.weighted_svd`), as LQ-LoRA's data-aware variant.
     svd : {"auto", "exact", "randomized"}, default="auto"
-        Exact SVD up to a smaller side of 1024, :func:`lowrank.linalg.randomized_svd` above.
+        Exact SVD up to a smaller side of 512, :func:`lowrank.linalg.randomized_svd` above.
     rng : None, int or numpy.random.Generator
         For the randomized SVD.
 
