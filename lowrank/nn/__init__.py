@@ -25,13 +25,15 @@ __getattr__, __dir__, __all__ = attach(
         "LoRA": "adapters",
         "LoRAConfig": "adapters",
         "QATWithLowRank": "qat",
+        "merge_experts": "structural.experts",
+        "ExpertMerge": "structural.experts",
     },
 )
 
 # Subpackages load on first access as well (``attach`` maps names to objects inside modules).
 import importlib as _importlib
 
-_SUBPACKAGES = ("zoo", "federated", "quant")
+_SUBPACKAGES = ("zoo", "federated", "quant", "optim")
 _attached_getattr = __getattr__
 
 
