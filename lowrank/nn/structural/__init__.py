@@ -1,0 +1,1 @@
+"""Structural compression across experts, blocks and module pairs (Sub-MoE, FuseGPT, MoDeGPT, TDN)."""
