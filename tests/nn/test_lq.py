@@ -144,3 +144,26 @@ def test_lq_lora_adapter_is_q_plus_low_rank_and_merges_dense():
     assert adapter.num_trainable == 4 * (64 + 96)
     adapter.merge()
     torch.testing.assert_close(model[0].weight, Q + L1 @ L2, rtol=1e-12, atol=1e-12)
+
+
+def test_diagonal_fisher_matches_analytic_and_drives_the_weighted_compressor():
+    from lowrank.nn.quant import diagonal_fisher
+
+    g = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 12)).double()
+    X, T = torch.randn(20, 16, generator=g, dtype=torch.float64), torch.randn(20, 12, generator=g, dtype=torch.float64)
+    batches = [(X[i:i + 1], T[i:i + 1]) for i in range(20)]
+    fisher = diagonal_fisher(model, batches, lambda m, b: 0.5 * ((m(b[0]) - b[1]) ** 2).sum(), ["0"])
+    with torch.no_grad():
+        R = model(X) - T  # per-example gradient of W is r_i x_i^T
+    expected = ((R[:, :, None] * X[:, None, :]) ** 2).mean(0)
+    torch.testing.assert_close(fisher["0"], expected, rtol=1e-12, atol=1e-14)
+    assert all(p.requires_grad for p in model.parameters())  # flags restored
+    small, report = compress(model, "lq", rank=2, bits=3, group_size=16, fisher=fisher)
+    Q, L1, L2, errors = lq_decompose(model[0].weight, 2, 3, 16, fisher=fisher["0"])
+    torch.testing.assert_close(small[0].merged().weight, Q + L1 @ L2, rtol=0, atol=1e-12)
+    unweighted = lq_decompose(model[0].weight, 2, 3, 16)
+    assert not torch.allclose(unweighted.L1 @ unweighted.L2, L1 @ L2)  # the Fisher weights were used
+    assert report.layers[0].compressed and len(errors) > 1
+    with pytest.raises(ValueError, match="fisher"):
+        compress(model, "lq", rank=2, bits=3, fisher={"0": torch.ones(3, 3)})
