@@ -25,12 +25,15 @@ __getattr__, __dir__, __all__ = attach(
         "LoRA": "adapters",
         "LoRAConfig": "adapters",
         "QATWithLowRank": "qat",
+        "RankAllocator": "allocation",
         "SparsePlusLowRankLinear": "training",
         "SpectralLinear": "training",
         "TrainedRankPruning": "training",
         "OrderedLowRankLinear": "training",
         "merge_experts": "structural.experts",
         "ExpertMerge": "structural.experts",
+        "fuse_blocks": "structural.fusion",
+        "BlockFusion": "structural.fusion",
     },
 )
 
