@@ -20,8 +20,10 @@ from lowrank.nn.adapters.tera import TeRA, TeRAConfig
 from lowrank.nn.adapters.block_lora import BlockLoRA, BlockLoRAConfig
 from lowrank.nn.adapters.snell import SNELL, SNELLConfig
 from lowrank.nn.adapters.lq_lora import LQLoRA, LQLoRAConfig
+from lowrank.nn.adapters.increlora import IncreLoRA, IncreLoRAConfig
 
 __all__ = ["adapt", "Adapter", "load_adapter", "AdapterMethod", "SharedModules", "register_method",
            "list_methods", "AdaptedLayer", "LayerSpec", "LoRA", "LoRAConfig", "FFALoRA", "FFALoRAConfig", "LoLDU",
            "LoLDUConfig", "SVFit", "SVFitConfig", "FLoRA", "FLoRAConfig", "TeRA", "TeRAConfig",
-           "BlockLoRA", "BlockLoRAConfig", "SNELL", "SNELLConfig", "LQLoRA", "LQLoRAConfig"]
+           "BlockLoRA", "BlockLoRAConfig", "SNELL", "SNELLConfig", "LQLoRA", "LQLoRAConfig",
+           "IncreLoRA", "IncreLoRAConfig"]
