@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from lowrank._utils.optional import import_optional
-from lowrank.nn.compression._ranks import full_rank, rank_cost
+from lowrank.nn.compression._ranks import choose_ranks, full_rank, rank_cost
 
 torch = import_optional("torch", purpose="lowrank.nn")
 nn = torch.nn
@@ -79,7 +79,8 @@ class Compressor:
     """
 
     supported = (nn.Linear, nn.Embedding, nn.EmbeddingBag) + CONV
-    #: "outputs": the core collects OutputStatistics of every target on the calibration data.
+    #: "outputs": the core collects OutputStatistics of every target on the calibration data;
+    #: "custom": the core calls :meth:`collect` (the compressor's own calibration pass).
     statistics = None
     #: what LayerReport.output_relative_error is measured on
     error_basis = "calibration outputs"
@@ -114,6 +115,21 @@ class Compressor:
     def cost(self, module, metric):
         """``(unit, fixed, dense)`` cost of a rank-k replacement (``k*unit + fixed``) and of the layer."""
         return rank_cost(module, metric)
+
+    def collect(self, model, targets, calibration, options):
+        """``{name: statistics}`` of the targets from ``calibration`` (only with ``statistics = "custom"``).
+
+        ``model`` is the working copy, ``targets`` maps names to its modules, ``options`` holds the
+        call's ``batch_size``, ``max_batches``, ``verbose`` and ``method``.
+        """
+        raise NotImplementedError
+
+    def choose_ranks(self, layers, rank, energy, budget, metric, explicit):
+        """Every target's rank (``name -> int``) under the call's rule; the core's rules by default."""
+        return choose_ranks(layers, rank, energy, budget, metric, explicit)
+
+    def finish(self, model, report):
+        """Called once with the compressed model and its report (e.g. to freeze layers); no-op by default."""
 
     def spectrum(self, name, module, statistics):
         """The :class:`LayerSpectrum` of a target (``statistics`` is None unless requested)."""

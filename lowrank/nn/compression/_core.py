@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.nn._targets import replace_module, select_modules
-from lowrank.nn.compression._ranks import choose_ranks, output_dim
+from lowrank.nn.compression._ranks import output_dim
 from lowrank.nn.compression._registry import get_compressor
 from lowrank.nn.compression._report import CompressionReport, LayerReport
 from lowrank.nn.compression._statistics import (check_calibration, check_finite_parameters,
@@ -188,9 +188,11 @@ def _compress(model, compressor, calibration, opts):
     if compressor.statistics == "outputs":
         stats = collect_output_statistics(work, targets, calibration, opts.batch_size, opts.max_batches,
                                           opts.verbose, desc=f"{opts.method} calibration")
+    elif compressor.statistics == "custom":  # the compressor runs its own calibration pass (e.g. gradients)
+        stats = compressor.collect(work, targets, calibration, opts)
     spectra = {name: compressor.spectrum(name, m, stats.get(name)) for name, m in targets.items()}
-    ranks = choose_ranks({name: (m, spectra[name].energies) for name, m in targets.items()}, opts.rank,
-                         opts.energy, opts.budget, opts.budget_metric, opts.explicit)
+    ranks = compressor.choose_ranks({name: (m, spectra[name].energies) for name, m in targets.items()}, opts.rank,
+                                    opts.energy, opts.budget, opts.budget_metric, opts.explicit)
     report = CompressionReport(opts.method, model_params_before=count_parameters(model),
                                error_basis=compressor.error_basis)
     for name, module in targets.items():
@@ -204,6 +206,7 @@ def _compress(model, compressor, calibration, opts):
             replace_module(work, name, new)
         report.layers.append(_layer_report(name, module, spectrum, k, full, before, after, new is not None))
     report.model_params_after = count_parameters(work)
+    compressor.finish(work, report)
     logger.info("compression: %s", report)
     return work, report
 

@@ -5,7 +5,7 @@ import importlib
 from lowrank._utils.validation import check_choice
 
 _COMPRESSORS = {}
-_BUILTIN = ("svd", "afm", "lq")
+_BUILTIN = ("svd", "afm", "lq", "fwsvd")
 
 
 def _load_builtins():
@@ -37,7 +37,7 @@ def register_compressor(name, cls, *, replace=False):
         If ``name`` is not a string or ``cls`` is not a Compressor subclass.
     ValueError
         If ``name`` is empty or already registered (and ``replace`` is False), or ``cls.statistics``
-        is not None or ``"outputs"``.
+        is not None, ``"outputs"`` or ``"custom"``.
 
     Examples
     --------
@@ -57,8 +57,9 @@ def register_compressor(name, cls, *, replace=False):
         raise ValueError("`name` must be a non-empty string")
     if not (isinstance(cls, type) and issubclass(cls, Compressor)):
         raise TypeError(f"`cls` must be a subclass of lowrank.nn.compression.Compressor, got {cls!r}")
-    if cls.statistics not in (None, "outputs"):
-        raise ValueError(f"`cls`: statistics={cls.statistics!r} is not one the core collects (None or 'outputs')")
+    if cls.statistics not in (None, "outputs", "custom"):
+        raise ValueError(f"`cls`: statistics={cls.statistics!r} is not one the core knows (None, 'outputs' or "
+                         "'custom')")
     if name in _COMPRESSORS and _COMPRESSORS[name] is not cls and not replace:
         raise ValueError(f"`name`: a compressor {name!r} is already registered ({_COMPRESSORS[name].__name__}); "
                          "pass replace=True to replace it")
