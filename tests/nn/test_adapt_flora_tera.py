@@ -54,8 +54,10 @@ def test_flora_linear_is_u_out_g_u_in_and_bad_ranks():
         method.core.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
     U_out, U_in = method.factors
     torch.testing.assert_close(method.delta_weight(), U_out @ method.core @ U_in.T, rtol=0, atol=1e-12)
+    capped = adapt(nn.Sequential(nn.Linear(7, 5)), "flora", rank=6, rng=0).methods()["0"]
+    assert tuple(capped.core.shape) == (5, 6)  # rank capped at each mode's size
     with pytest.raises(ValueError, match="exceed the weight shape"):
-        adapt(nn.Sequential(nn.Linear(7, 5)), "flora", rank=6, rng=0)
+        adapt(nn.Sequential(nn.Linear(7, 5)), "flora", ranks=(6, 6), rng=0)
     with pytest.raises(ValueError, match="give 2 ranks"):
         adapt(nn.Sequential(nn.Linear(7, 5)), "flora", ranks=(2, 2, 2), rng=0)
 

@@ -52,7 +52,8 @@ class FLoRA(AdapterMethod):
     Parameters
     ----------
     rank : int, default=8
-        Rank of the channel modes (``out`` and ``in``; ``num`` and ``dim`` of an embedding).
+        Rank of the channel modes (``out`` and ``in``; ``num`` and ``dim`` of an embedding), capped
+        at each mode's size.
     spatial_rank : int, default=2
         Rank of each spatial mode of a convolution kernel (capped at the kernel size).
     ranks : sequence of int, optional
@@ -98,7 +99,9 @@ class FLoRA(AdapterMethod):
         shape = spec.weight_shape
         if config.ranks is not None:
             return config.ranks
-        return (config.rank, config.rank) + tuple(min(config.spatial_rank, k) for k in shape[2:])
+        # rank and spatial_rank are capped at each mode's size (a 3-channel input takes rank <= 3);
+        # explicit ``ranks`` are taken as given and checked
+        return tuple(min(config.rank, d) for d in shape[:2]) + tuple(min(config.spatial_rank, k) for k in shape[2:])
 
     @classmethod
     def check_layer(cls, name, base, spec, config):
@@ -109,7 +112,7 @@ class FLoRA(AdapterMethod):
                              f"{len(shape)} ranks, got {len(ranks)}")
         bad = [k for k, (r, d) in enumerate(zip(ranks, shape)) if r > d]
         if bad:
-            raise ValueError(f"`rank`: ranks {list(ranks)} exceed the weight shape {list(shape)} of layer {name!r} "
+            raise ValueError(f"`ranks`: ranks {list(ranks)} exceed the weight shape {list(shape)} of layer {name!r} "
                              f"on mode(s) {bad}")
 
     def __init__(self, base, spec, config, *, generator, shared):
