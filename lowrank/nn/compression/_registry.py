@@ -5,7 +5,7 @@ import importlib
 from lowrank._utils.validation import check_choice
 
 _COMPRESSORS = {}
-_BUILTIN = ("svd", "afm", "lq", "fwsvd")
+_BUILTIN = ("svd", "afm", "lq", "fwsvd", "welore")
 
 
 def _load_builtins():
