@@ -26,6 +26,7 @@ __getattr__, __dir__, __all__ = attach(
         "LoRAConfig": "adapters",
         "QATWithLowRank": "qat",
         "RankAllocator": "allocation",
+        "search_modules": "allocation",
         "SparsePlusLowRankLinear": "training",
         "SpectralLinear": "training",
         "TrainedRankPruning": "training",
