@@ -11,6 +11,7 @@ from lowrank.nn.compression._core import compress
 from lowrank.nn.compression._registry import get_compressor, list_compressors, register_compressor
 from lowrank.nn.compression._report import CompressionReport, LayerReport
 from lowrank.nn.compression._statistics import OutputStatistics
+import lowrank.nn.structural.modegpt  # noqa: E402,F401  (registers "modegpt")
 
 __all__ = ["Compressor", "CompressionReport", "LayerReport", "LayerSpectrum", "NoOptions", "OutputStatistics",
            "compress", "get_compressor", "list_compressors", "register_compressor"]
