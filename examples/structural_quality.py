@@ -101,12 +101,42 @@ def fuse_table(seeds, n_remove=2, steps_per_removal=100):
         print(f"| {k} | {np.nanmean(v):.4f} +- {np.nanstd(v):.4f} |")
 
 
+def modegpt_table(seeds, budget=0.7, n_calibration=512):
+    """MoDeGPT vs per-matrix SVD and AFM at the same budget on the blocks' weights, no fine-tuning."""
+    from lowrank.nn import compress
+    from lowrank.nn.zoo import patch_vit_digits, sequence_task
+
+    for task_fn in (patch_vit_digits, sequence_task):
+        rows = {}
+        for seed in seeds:
+            task = task_fn(seed=seed)
+            model, Xtr = task.model, task.train[0][:n_calibration]
+            linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("blocks")]
+            results = {"base": (model, None)}
+            results["modegpt"] = compress(model, "modegpt", Xtr, budget=budget)
+            results["svd"] = compress(model, "svd", budget=budget, targets=linears)
+            results["afm"] = compress(model, "afm", Xtr, budget=budget, targets=linears)
+            for name, (m, report) in results.items():
+                params = sum(p.numel() for p in m.parameters())
+                rows.setdefault(name, []).append((task.score(m), params))
+            print(task.name, seed, {k: (round(v[-1][0], 4), v[-1][1]) for k, v in rows.items()}, flush=True)
+        base = np.mean([a for a, _ in rows["base"]])
+        print(f"\n| {task.name} ({len(seeds)} seeds, budget {budget} of block weights) | {task.metric_name} "
+              "| params | kept accuracy |\n|---|---|---|---|")
+        for k, v in rows.items():
+            acc = np.array([a for a, _ in v])
+            print(f"| {k} | {acc.mean():.4f} +- {acc.std():.4f} | {int(np.mean([p for _, p in v]))} "
+                  f"| {acc.mean() / base:.3f} |")
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     n_seeds = int(args[args.index("--seeds") + 1]) if "--seeds" in args else 3
     seeds = list(range(n_seeds))
-    if "moe" in args or not any(a in args for a in ("moe", "fuse")):
+    if "moe" in args or not any(a in args for a in ("moe", "fuse", "modegpt")):
         moe_table(seeds)
-    if "fuse" in args or not any(a in args for a in ("moe", "fuse")):
+    if "modegpt" in args or not any(a in args for a in ("moe", "fuse", "modegpt")):
+        modegpt_table(seeds)
+    if "fuse" in args or not any(a in args for a in ("moe", "fuse", "modegpt")):
         fuse_table(seeds, n_remove=2)
         fuse_table(seeds, n_remove=4, steps_per_removal=50)
