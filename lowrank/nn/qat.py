@@ -81,7 +81,7 @@ class _PhiLayer(nn.Module):
         root = s[:r].sqrt()
         self.B.copy_((U[:, :r] * root).to(self.B.dtype))
         self.A.copy_((root[:, None] * Vh[:r]).to(self.A.dtype))
-        self.gamma.copy_((torch.arange(r) < keep).to(self.gamma.dtype))
+        self.gamma.copy_((torch.arange(r, device=self.gamma.device) < keep).to(self.gamma.dtype))
 
 
 class QATWithLowRank:
@@ -214,7 +214,7 @@ class QATWithLowRank:
         for layer in self.layers.values():
             with torch.no_grad():
                 r = layer.gamma.numel()
-                idx = torch.arange(r)
+                idx = torch.arange(r, device=layer.gamma.device)
                 dropping = (idx >= keep) & (idx < before)
                 layer.gamma[dropping] = fade
                 if fade == 0.0:
