@@ -35,7 +35,7 @@ def test_repeated_and_concurrent_calls_on_one_client(planted):
 
     local = complete_matrix(planted.observed, 3, **KWARGS)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         for _ in range(8):
             _assert_same(complete_matrix(planted.observed, 3, client=client, **KWARGS), local)
         with ThreadPoolExecutor(max_workers=3) as pool:
@@ -75,7 +75,7 @@ def test_fit_survives_a_killed_worker_process(planted, monkeypatch):
         return original(self, futures)
 
     monkeypatch.setattr(_engine.DaskEngine, "_gather", gather_after_a_kill)
-    with distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=3, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=50) as cluster, distributed.Client(cluster) as client:
         before = set(client.scheduler_info()["workers"])
         remote = complete_matrix(planted.observed, 3, client=client, **dict(KWARGS, max_iter=5))
