@@ -27,6 +27,7 @@ __getattr__, __dir__, __all__ = attach(
         "QATWithLowRank": "qat",
         "RankAllocator": "allocation",
         "search_modules": "allocation",
+        "LowRankAttention": "allocation",
         "SparsePlusLowRankLinear": "training",
         "SpectralLinear": "training",
         "TrainedRankPruning": "training",
@@ -35,6 +36,7 @@ __getattr__, __dir__, __all__ = attach(
         "ExpertMerge": "structural.experts",
         "fuse_blocks": "structural.fusion",
         "BlockFusion": "structural.fusion",
+        "CPTensorProduct": "structural.tensor_product",
     },
 )
 
