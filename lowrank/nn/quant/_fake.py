@@ -8,8 +8,10 @@ padded); each group gets its own scale, so one outlier only coarsens its own gro
 * ``"nf"``: ``w / absmax`` rounded to the nearest of the ``2^b`` NormalFloat code points, times absmax
   (QLoRA: the code points are quantiles of N(0, 1) normalized to [-1, 1], with an exact zero).
 
-Torch has neither NF-b for b != 4 nor fake-quant of NF on the CPU (bitsandbytes and torchao offer
-NF4 storage only), so this is the small piece written here.
+bitsandbytes and torchao install beside torch 2.13 but offer NormalFloat as 4-bit storage only (no
+NF2/NF3/NF5+, no NF fake quantizer with a straight-through gradient); torchao's integer fake
+quantizers would cover the INT case, which is kept here as the same few lines so that both kinds
+share one grouping and one straight-through estimator.
 """
 
 import dataclasses
