@@ -1,5 +1,6 @@
 """lowrank.nn.allocation: one IncreLoRA training step with its RankAllocator call (an allocation step:
-rank growth and optimizer-state swap included) and one search_modules epoch, at two MLP widths.
+rank growth and optimizer-state swap included), one search_modules epoch and one DR-RL policy step
+(LowRankAttention.reinforce_step), each at two widths.
 
 The peer for the ratio is a plain LoRA training step of the same rank on the same model, in the same
 process: the allocator's score needs ``delta W`` formed in the forward, which a LoRA step does not.
@@ -94,3 +95,44 @@ class SearchEpoch:
 
     def peakmem_search_epoch(self, width):
         self._search()
+
+
+class PolicyStep:
+    """time_/peakmem_ of one DR-RL REINFORCE policy step (LowRankAttention, batch 16, length 32, 4 heads)
+    at two model widths, and track_ of the factored forward's time over exact attention (same process)."""
+
+    params = [64, 256]
+    param_names = ["width"]
+    timeout = 300
+
+    def setup(self, width):
+        if torch is None:
+            raise NotImplementedError("torch is not installed")
+        from lowrank.nn.allocation import LowRankAttention
+
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        self.attn = LowRankAttention(width, 4, ranks=(1, 2, 4, 8, 16), rng=0)
+        self.opt = torch.optim.Adam(self.attn.policy.parameters(), lr=1e-2)
+        self.x = torch.randn(16, 32, width)
+
+    def time_policy_step(self, width):
+        self.attn.reinforce_step(self.x, self.opt)
+
+    def peakmem_policy_step(self, width):
+        self.attn.reinforce_step(self.x, self.opt)
+
+    def track_factored_forward_over_exact(self, width):
+        def factored():
+            with torch.no_grad():
+                self.attn(self.x, rank=4)
+
+        def exact():
+            with torch.no_grad():
+                self.attn.exact(self.x)
+
+        factored()
+        exact()
+        return best_of(factored, repeat=5) / best_of(exact, repeat=5)
+
+    track_factored_forward_over_exact.unit = "ratio"
