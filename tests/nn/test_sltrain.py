@@ -54,9 +54,12 @@ def test_forward_equals_dense_and_init():
     assert torch.allclose(layer(X), X @ W.T + layer.bias.detach(), atol=1e-12)
     # gradients of the values agree with the dense reference on the support
     Sd = S.clone().requires_grad_()
-    (X @ ((8.0 / 4) * layer.B.detach() @ layer.A.detach() + Sd).T).sum().backward()
-    layer(X).sum().backward()
+    Xd, Xs = X.clone().requires_grad_(), X.clone().requires_grad_()
+    weights = torch.randn(5, 7, 10, dtype=torch.float64)
+    ((Xd @ ((8.0 / 4) * layer.B.detach() @ layer.A.detach() + Sd).T) * weights).sum().backward()
+    (layer(Xs) * weights).sum().backward()
     assert torch.allclose(layer.values.grad, Sd.grad[layer.rows, layer.cols], atol=1e-10)
+    assert torch.allclose(Xs.grad, Xd.grad, atol=1e-10)
 
 
 @pytest.mark.parametrize("keep_remainder", [True, False])

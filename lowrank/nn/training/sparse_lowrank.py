@@ -1,6 +1,7 @@
 """SLTrain / LOST: a linear layer whose weight is a low-rank product plus a sparse matrix on a fixed support."""
 
 import math
+import warnings
 
 from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_choice, check_float, check_int
@@ -28,6 +29,43 @@ def _channel_support(out_features, channels):
     return rows, channels.repeat(out_features)
 
 
+def _crow(index, n):
+    crow = torch.zeros(n + 1, dtype=torch.int64, device=index.device)
+    crow[1:] = torch.bincount(index, minlength=n).cumsum(0)
+    return crow
+
+
+def _csr(crow, cols, values, shape):
+    # torch warns that CSR support is "beta"; the two ops used (mm, sampled_addmm) are tested against dense
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+        return torch.sparse_csr_tensor(crow, cols, values, shape, check_invariants=False)
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``x @ S^T`` for ``S`` given by CSR structure + values; gradients for ``x`` and the values only."""
+
+    @staticmethod
+    def forward(ctx, x, values, layer):
+        ctx.layer = layer
+        ctx.save_for_backward(x, values)
+        S = _csr(layer.crow, layer.cols, values, (layer.out_features, layer.in_features))
+        return torch.sparse.mm(S, x.T).T
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, values = ctx.saved_tensors
+        layer = ctx.layer
+        grad_x = grad_values = None
+        if ctx.needs_input_grad[0]:
+            St = _csr(layer.crow_t, layer.rows_t, values[layer.perm_t], (layer.in_features, layer.out_features))
+            grad_x = torch.sparse.mm(St, grad.T).T
+        if ctx.needs_input_grad[1]:
+            template = _csr(layer.crow, layer.cols, torch.zeros_like(values), (layer.out_features, layer.in_features))
+            grad_values = torch.sparse.sampled_addmm(template, grad.T.contiguous(), x, beta=0.0).values()
+        return grad_x, grad_values, None
+
+
 class SparsePlusLowRankLinear(nn.Module):
     """``y = ((alpha / r) B A + S) x + b`` with ``S`` on a fixed sparse support (SLTrain; LOST by ``from_linear``).
 
@@ -35,10 +73,12 @@ class SparsePlusLowRankLinear(nn.Module):
     alone. ``S`` keeps only its ``nnz`` values as a parameter; its support is drawn once from ``seed`` --
     ``support="random"``: ``round(density * out * in)`` uniformly random entries; ``support="channel"``:
     ``round(density * in)`` whole input channels (columns) -- and is regenerated from the seed on load, so
-    the saved state is the values plus one integer. The sparse product never forms ``S`` densely: it
-    gathers ``x[:, cols]``, scales by the values and scatters into the outputs with ``index_add``
-    (memory ``batch x nnz``; torch's CSR kernels are not used because their backward to the values is not
-    supported on every backend).
+    the saved state is the values plus one integer. The sparse product never forms ``S`` densely: it is a
+    torch sparse CSR matmul (``torch.sparse.mm``) in a custom autograd function whose backward uses the CSR
+    of ``S^T`` for the input gradient and ``torch.sparse.sampled_addmm`` (``grad^T x`` sampled on the
+    support) for the values' gradient. Measured here (1 thread, batch 128, 3% density, forward + backward,
+    ``SparseProduct`` in ``asv_benchmarks/benchmarks/nn_training.py``): a dense ``S`` takes 1.9x (256 x 256)
+    and 27x (1024 x 1024) the CSR time, a gather/index_add version 55x and 91x.
 
     Parameters
     ----------
@@ -97,8 +137,7 @@ class SparsePlusLowRankLinear(nn.Module):
         self.B = nn.Parameter(torch.zeros(out_features, rank, **factory))
         self.A = nn.Parameter(torch.empty(rank, in_features, **factory))
         rows, cols = _support(out_features, in_features, density, support, self.seed)
-        self.register_buffer("rows", rows.to(device), persistent=False)
-        self.register_buffer("cols", cols.to(device), persistent=False)
+        self._set_support(rows.to(device), cols.to(device))
         self.values = nn.Parameter(torch.empty(rows.numel(), **factory))
         self.bias = nn.Parameter(torch.zeros(out_features, **factory)) if bias else None
         self.register_buffer("remainder", None)
@@ -142,7 +181,7 @@ class SparsePlusLowRankLinear(nn.Module):
         rows, cols = _channel_support(linear.out_features, channels.cpu())
         layer.support = "given"
         layer.register_buffer("channels", channels.to(W.device))
-        layer.rows, layer.cols = rows.to(W.device), cols.to(W.device)
+        layer._set_support(rows.to(W.device), cols.to(W.device))
         with torch.no_grad():
             layer.B.copy_(B)
             layer.A.copy_(A)
@@ -156,11 +195,18 @@ class SparsePlusLowRankLinear(nn.Module):
                 layer.bias.copy_(linear.bias.detach())
         return layer
 
+    def _set_support(self, rows, cols):
+        """Store the support (row-major sorted) and its CSR structures for ``S`` and ``S^T`` (never saved)."""
+        for name, value in (("rows", rows), ("cols", cols), ("crow", _crow(rows, self.out_features)),
+                            ("perm_t", torch.argsort(cols * self.out_features + rows))):
+            self.register_buffer(name, value, persistent=False)
+        self.register_buffer("rows_t", rows[self.perm_t], persistent=False)
+        self.register_buffer("crow_t", _crow(cols, self.in_features), persistent=False)
+
     def sparse_matmul(self, x):
-        """``x @ S^T`` without forming ``S``: gather the input columns, scale, scatter into the rows."""
+        """``x @ S^T`` by a CSR sparse-dense product (``S`` is never formed densely)."""
         flat = x.reshape(-1, self.in_features)
-        out = flat.new_zeros(flat.shape[0], self.out_features)
-        out = out.index_add(1, self.rows, flat[:, self.cols] * self.values)
+        out = _SparseMatmul.apply(flat, self.values, self)
         return out.reshape(*x.shape[:-1], self.out_features)
 
     def forward(self, x):
