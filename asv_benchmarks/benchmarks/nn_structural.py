@@ -100,3 +100,47 @@ class MoDeGPT:
             return float((small(self.x) - y).norm() / (svd(self.x) - y).norm())
 
     track_modegpt_over_svd_output_error.unit = "ratio"
+
+
+class CPTensorProductSpeed:
+    """The tensor-product op at L = 1, 2 (one copy of every l <= L), batch 4096: CP (rank 7 L^2) vs e3nn."""
+
+    params = [1, 2]
+    param_names = ["L"]
+    timeout = 300
+
+    def setup(self, L):
+        _setup_torch()
+        try:
+            from lowrank.nn import CPTensorProduct
+
+            irreps = "+".join(f"{l}{'e' if l % 2 == 0 else 'o'}" for l in range(L + 1))
+            self.cp = CPTensorProduct(irreps, irreps, irreps, n_restarts=0)
+        except ImportError:  # e3nn (the mlip extra) is missing
+            raise NotImplementedError("e3nn is not installed")
+        self.exact = self.cp.reference
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(4096, (L + 1) ** 2, generator=g)
+        self.y = torch.randn(4096, (L + 1) ** 2, generator=g)
+        torch.set_grad_enabled(False)
+
+    def teardown(self, L):
+        torch.set_grad_enabled(True)
+
+    def time_cp_tensor_product(self, L):
+        self.cp(self.x, self.y)
+
+    def time_e3nn_tensor_product(self, L):
+        self.exact(self.x, self.y)
+
+    def peakmem_cp_tensor_product(self, L):
+        self.cp(self.x, self.y)
+
+    def track_e3nn_over_cp_time(self, L):
+        import timeit
+
+        cp = min(timeit.repeat(lambda: self.cp(self.x, self.y), number=5, repeat=5))
+        exact = min(timeit.repeat(lambda: self.exact(self.x, self.y), number=5, repeat=5))
+        return exact / cp
+
+    track_e3nn_over_cp_time.unit = "ratio"
