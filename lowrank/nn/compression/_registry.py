@@ -5,7 +5,7 @@ import importlib
 from lowrank._utils.validation import check_choice
 
 _COMPRESSORS = {}
-_BUILTIN = ("svd", "afm", "lq", "fwsvd", "welore")
+_BUILTIN = ("svd", "afm", "lq", "fwsvd", "welore", "cospadi")
 
 
 def _load_builtins():
