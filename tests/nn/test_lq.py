@@ -167,3 +167,25 @@ def test_diagonal_fisher_matches_analytic_and_drives_the_weighted_compressor():
     assert report.layers[0].compressed and len(errors) > 1
     with pytest.raises(ValueError, match="fisher"):
         compress(model, "lq", rank=2, bits=3, fisher={"0": torch.ones(3, 3)})
+
+
+def test_lq_lora_at_init_is_q_plus_low_rank_on_every_layer_kind():
+    """What replaces the core's no-op-at-init invariant for lq_lora: each adapted layer starts at
+    Q + L1 L2 of its weight matrix, computed here by an independent lq_decompose call."""
+    import copy
+
+    from tests.nn.test_adapt_methods import _inputs, _model
+
+    model = _model(torch.float64)
+    reference = copy.deepcopy(model)
+    adapt(model, "lq_lora", rank=2, bits=3, group_size=16, rng=0)
+    with torch.no_grad():
+        for name in ["emb", "bag", "bagmax", "c1", "c2", "c3", "fc"]:
+            layer = reference.get_submodule(name)
+            W = layer.weight
+            M = W if name in ("emb", "bag", "bagmax") else W.reshape(W.shape[0], -1)
+            Q, L1, L2, _ = lq_decompose(M, 2, 3, 16)
+            layer.weight.copy_((Q + L1 @ L2).reshape(W.shape))
+        x = _inputs(dtype=torch.float64)
+        torch.testing.assert_close(model(*x), reference(*x), rtol=1e-10, atol=1e-10)
+        assert (model(*x) - _model(torch.float64)(*x)).abs().max() > 1e-3  # and it is not the base model
