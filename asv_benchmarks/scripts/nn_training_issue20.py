@@ -220,8 +220,11 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trp-steps", type=int, default=400)
     parser.add_argument("--energy", type=float, default=0.9)
+    parser.add_argument("--only-trp", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.only_trp:
+        return trp_table(args)
     methods = ["full", "lowrank r16", "SLTrain r16+3%", "LOST r16+3% (no remainder)", "SST (n_sample 16)",
                "Maestro (OD, truncated to 50%)", "ProjectedAdam svd", "ProjectedAdam dct", "ProjectedAdam random",
                "GaLoreAdamW (peer)"]
@@ -252,6 +255,10 @@ def main():
     print("\n## projector refresh, one 256x256 gradient, rank 16 (s)")
     for k, v in refresh_times().items():
         print(f"  {k}: {v * 1e3:.3f} ms")
+    trp_table(args)
+
+
+def trp_table(args):
     print(f"\n## TRP on the zoo ConvNet (procedural shapes, label shape, {args.trp_steps} Adam steps), "
           f"mean of {args.seeds} seeds")
     trp = [trp_rows(seed, args.trp_steps, args.energy) for seed in range(args.seeds)]
