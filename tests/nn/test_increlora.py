@@ -220,3 +220,18 @@ def test_bad_input():
         alloc.step(Net())
     with pytest.raises(ValueError, match="`n`"):
         adapter.methods()["fc2"].grow(3, torch.Generator())  # fc2 is 24 -> 3: rank <= 3
+
+
+def test_increlora_options_are_checked():
+    with pytest.raises(ValueError, match="reserve"):
+        adapt(Net(), "increlora", targets="fc1", reserve=-1)
+    with pytest.raises(ValueError, match="init_std"):
+        adapt(Net(), "increlora", targets="fc1", init_std=0.0)
+    with pytest.raises(ValueError, match="rank"):
+        adapt(Net(), "increlora", targets="fc2", rank=4)  # fc2 is 24 -> 3
+    # the reserve shrinks to fit a layer at its maximal rank; growth stops there
+    adapter = adapt(Net(), "increlora", targets="fc2", rank=3, rng=0)
+    m = adapter.methods()["fc2"]
+    assert m.active_rank == 3 and m.held_rank == 3
+    with pytest.raises(ValueError, match="`n`"):
+        m.grow(1, torch.Generator())
