@@ -202,7 +202,8 @@ class FWSVDCompressor(Compressor):
         if opts.loss_fn is not None and not callable(opts.loss_fn):
             raise TypeError(f"`loss_fn` must be callable, got {type(opts.loss_fn).__name__}")
         floor = check_float(opts.floor, "floor", low=0.0, high=1.0, low_inclusive=False)
-        return FWSVDOptions(loss_fn=opts.loss_fn, floor=floor, sides=check_choice(opts.sides, "sides", ("rows", "both")))
+        sides = check_choice(opts.sides, "sides", ("rows", "both"))
+        return FWSVDOptions(loss_fn=opts.loss_fn, floor=floor, sides=sides)
 
     def collect(self, model, targets, calibration, options):
         return empirical_fisher(model, targets, calibration, loss_fn=self.options.loss_fn,
