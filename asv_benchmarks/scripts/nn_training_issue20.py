@@ -184,16 +184,16 @@ def conv_flops(model, image_size):
     return total
 
 
-def trp_rows(seed, steps, energy):
+def trp_rows(seed, steps, energy, nuclear=3e-4):
     images, factors = procedural_shapes(4000, image_size=16, rng=seed)
     X, y = torch.from_numpy(images), torch.from_numpy(factors[:, 0].copy()).long()
     Xtr, ytr, Xte, yte = X[:3000], y[:3000], X[3000:], y[3000:]
     rows = {}
-    for method in ("ConvNet baseline", f"ConvNet + TRP (energy {energy})"):
+    for method in ("ConvNet baseline", f"ConvNet + TRP (energy {energy}, nuclear {nuclear})"):
         torch.manual_seed(seed)
         model = ConvNet(16, 3)
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-        trp = TrainedRankPruning(model, energy=energy, period=20, nuclear_weight=3e-4,
+        trp = TrainedRankPruning(model, energy=energy, period=20, nuclear_weight=nuclear,
                                  targets=["conv1", "conv2", "conv3"]) if "TRP" in method else None
         gen = torch.Generator().manual_seed(seed)
         for _ in range(steps):
@@ -220,6 +220,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trp-steps", type=int, default=400)
     parser.add_argument("--energy", type=float, default=0.9)
+    parser.add_argument("--nuclear", type=float, default=3e-4)
     parser.add_argument("--only-trp", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -261,7 +262,7 @@ def main():
 def trp_table(args):
     print(f"\n## TRP on the zoo ConvNet (procedural shapes, label shape, {args.trp_steps} Adam steps), "
           f"mean of {args.seeds} seeds")
-    trp = [trp_rows(seed, args.trp_steps, args.energy) for seed in range(args.seeds)]
+    trp = [trp_rows(seed, args.trp_steps, args.energy, args.nuclear) for seed in range(args.seeds)]
     for m in trp[0]:
         acc = np.mean([r[m]["acc"] for r in trp])
         macs = np.mean([r[m]["conv MACs"] for r in trp])
