@@ -10,7 +10,9 @@ stays full precision) and an MLPCTR on ``synthetic_ctr`` (its three hidden Linea
 * LQ: ``compress(model, "lq", rank=8, bits=b)``, no training;
 * QLoRA-style: ``quant(W)`` frozen plus LoRA r8 fine-tuned;
 * LQ-LoRA: ``adapt(model, "lq_lora", rank=8, bits=b)`` fine-tuned (same trainable count as QLoRA);
-* LQ ILP: ``compress(model, "lq", rank=8, budget_bits=b + 0.25)`` (bits {2,3,4,8} x groups {32,64,128}).
+* LQ ILP: ``compress(model, "lq", rank=8, budget_bits=b + 0.25)`` (bits {2,3,4,8} x groups {32,64,128});
+* LQ Fisher: ``compress(model, "lq", rank=8, bits=b, fisher=diagonal_fisher(...))`` (mean squared
+  minibatch gradients of the training loss: 43 batches of 32 digits, 20 batches of 1024 CTR rows).
 
 Part 2 (QVGen), digits MLP with fc1, fc2 and head fake-quantized (INT, group 64) at W4, W3 and W2:
 plain QAT (STE) against ``QATWithLowRank`` (Phi rank 16, halved per stage) with the same steps,
@@ -54,8 +56,9 @@ def _weight_error(model, small, names):
     return total
 
 
-def _lq_rows(model, names, score, finetune, bits):
+def _lq_rows(model, names, score, finetune, bits, fisher_data):
     from lowrank.nn import adapt, compress
+    from lowrank.nn.quant import diagonal_fisher
 
     out = {}
     out["plain"] = score(_quantize_layers(copy.deepcopy(model), names, bits))
@@ -73,6 +76,10 @@ def _lq_rows(model, names, score, finetune, bits):
     out["LQ-LoRA"] = score(lql)
     ilp, _ = compress(model, "lq", rank=RANK, budget_bits=bits + 16 / GROUP, targets=names)
     out["LQ ILP"] = score(ilp)
+    batches, loss_fn = fisher_data
+    fisher = diagonal_fisher(model, batches, loss_fn, names)
+    weighted, _ = compress(model, "lq", rank=RANK, bits=bits, targets=names, fisher=fisher)
+    out["LQ Fisher"] = score(weighted)
     out["err LQ"] = _weight_error(model, lq, names)
     out["err LQ ILP"] = _weight_error(model, ilp, names)
     out["ILP bits"] = {n: ilp.get_submodule(n).config.bits for n in names}
@@ -88,7 +95,10 @@ def digits_lq(seed, bits, epochs):
     def finetune(model, adapter):
         fit_classifier(model, task.train, epochs=epochs, lr=1e-3, params=adapter.trainable_parameters(), rng=seed)
 
-    out = _lq_rows(task.model, names, lambda m: accuracy(m, task.test), finetune, bits)
+    X, y = task.train
+    batches = [(X[i:i + 32], y[i:i + 32]) for i in range(0, len(X), 32)]
+    fisher_data = (batches, lambda m, b: F.cross_entropy(m(b[0]), b[1]))
+    out = _lq_rows(task.model, names, lambda m: accuracy(m, task.test), finetune, bits, fisher_data)
     out["full precision"] = accuracy(task.model, task.test)
     return out
 
@@ -119,7 +129,11 @@ def ctr_lq(seed, bits, epochs):
     def finetune(m, adapter):
         CTRTrainer(max_epochs=epochs, lr=1e-3, batch_size=2048, random_state=seed).fit(m, train, valid)
 
-    out = _lq_rows(model, names, lambda m: evaluate_ctr(m.eval(), test)["auc"], finetune, bits)
+    d, c, y = (torch.as_tensor(train.dense, dtype=torch.float32), torch.as_tensor(train.categorical),
+               torch.as_tensor(train.labels, dtype=torch.float32))
+    batches = [(d[i:i + 1024], c[i:i + 1024], y[i:i + 1024]) for i in range(0, 20 * 1024, 1024)]
+    fisher_data = (batches, lambda m, b: F.binary_cross_entropy_with_logits(m(b[0], b[1]), b[2]))
+    out = _lq_rows(model, names, lambda m: evaluate_ctr(m.eval(), test)["auc"], finetune, bits, fisher_data)
     out["full precision"] = evaluate_ctr(model, test)["auc"]
     return out
 
@@ -171,7 +185,7 @@ def main():
     tasks = [("digits MLP (accuracy)", digits_lq, args.epochs)]
     if not args.skip_ctr:
         tasks.append(("MLPCTR synthetic_ctr (AUC)", ctr_lq, 2))
-    keys = ["full precision", "plain", "LQ", "QLoRA-style", "LQ-LoRA", "LQ ILP", "err LQ", "err LQ ILP"]
+    keys = ["full precision", "plain", "LQ", "LQ Fisher", "QLoRA-style", "LQ-LoRA", "LQ ILP", "err LQ", "err LQ ILP"]
     for label, fn, epochs in tasks:
         for bits in BITS:
             t0 = time.perf_counter()
