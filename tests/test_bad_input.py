@@ -67,15 +67,6 @@ SKLEARN_MESSAGES = ("Complex data not supported", "Expected 2D array", "Found ar
 
 # Gaps found by this module and still open (xfail, not strict): each line is work to do, not an excuse.
 KNOWN_GAPS = {
-    **{("strong_rrqr_bounds", c): "validation of `R` (issue #26 section 4)"
-       for c in ("nan", "inf", "empty", "ndim1", "complex", "str", "object", "none", "list", "sparse_zeros")},
-    **{("svd_flip", c): "validation of `U`/`Vh` (issue #26 section 4)"
-       for c in ("nan", "inf", "empty", "complex", "str", "object", "none", "list")},
-    **{(f, c): "the spectrum must be real and numeric (issue #26 section 4)"
-       for f in ("rank_by_energy", "rank_by_knee") for c in ("complex", "str")},
-    **{(f, c): "as_adjacency passes scipy's dtype message through, naming no argument (issue #26 section 4)"
-       for f in ("as_adjacency", "fastrp", "PowerWalk") for c in ("str", "object")},
-    ("CP", "float32"): "CP-ALS on a small float32 tensor hits a singular normal-equation matrix",
 }
 
 BAD = ["nan", "inf", "empty", "ndim1", "complex", "str", "object", "none"]

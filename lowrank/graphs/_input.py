@@ -116,6 +116,10 @@ def _is_networkx(obj):
 
 
 def _check_matrix(A):
+    kind = A.dtype.kind if hasattr(A, "dtype") else None
+    if kind not in ("b", "i", "u", "f", "c"):
+        # scipy's own message for these names no argument
+        raise TypeError(f"`graph` weights must be numbers, got dtype {getattr(A, 'dtype', None)}")
     A = sp.csr_matrix(A)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"`graph` adjacency must be square, got shape {A.shape}")

@@ -176,17 +176,35 @@ def svd_flip(U, Vh):
         )
     if Vh.shape[0] != U.shape[1]:
         raise ValueError(f"`Vh` must have one row per column of `U` ({U.shape[1]}), got {Vh.shape[0]}")
+    if U.shape[0] == 0 or U.shape[1] == 0:
+        raise ValueError(f"`U` must be non-empty (a sign comes from its largest entry), got shape {tuple(U.shape)}")
     if is_torch(U):
+        if U.is_complex() or not U.is_floating_point():
+            raise TypeError(f"`U` and `Vh` must be real floating-point, got {U.dtype}")
+        if not (torch_isfinite(U) and torch_isfinite(Vh)):
+            raise ValueError("`U` and `Vh` must be finite (no NaN or infinity)")
         import torch
 
         idx = torch.argmax(torch.abs(U), dim=0)
         signs = torch.sign(U[idx, torch.arange(U.shape[1], device=U.device)])
         signs = torch.where(signs == 0, torch.ones_like(signs), signs)
         return U * signs, Vh * signs[:, None]
+    for name, M in (("U", U), ("Vh", Vh)):
+        if not isinstance(M, np.ndarray) or M.dtype.kind != "f":
+            raise TypeError(f"`{name}` must be a real floating-point array, got "
+                            f"{getattr(M, 'dtype', type(M).__name__)}")
+        if not np.isfinite(M).all():
+            raise ValueError(f"`{name}` must be finite (no NaN or infinity)")
     idx = np.argmax(np.abs(U), axis=0)
     signs = np.sign(U[idx, np.arange(U.shape[1])])
     signs[signs == 0] = 1
     return U * signs, Vh * signs[:, None]
+
+
+def torch_isfinite(M):
+    import torch
+
+    return bool(torch.isfinite(M).all())
 
 
 def _iv_torch(A, rank, n_oversamples, n_iter, normalizer):

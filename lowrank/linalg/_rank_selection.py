@@ -6,6 +6,10 @@ from lowrank._utils.validation import check_float
 
 
 def _spectrum(s):
+    kind = np.asarray(s).dtype.kind
+    if kind not in ("b", "i", "u", "f"):
+        # asarray(float64) would take "3.0" strings and drop imaginary parts (with only a warning)
+        raise TypeError(f"`s` must hold real singular values, got dtype {np.asarray(s).dtype}")
     s = np.asarray(s, dtype=np.float64)
     if s.ndim != 1 or s.size == 0:
         raise ValueError("`s` must be a non-empty 1-D array of singular values")
