@@ -1,0 +1,119 @@
+"""Quality table of the one-shot compressors of issue 18 at equal parameters (mean of 3 seeds).
+
+svd (LORD), afm, fwsvd, welore and uniform-ratio SVD (WeLore's baseline) and cospadi on the
+zoo's digits MLP (``digits_classifier``: 64-256-256-10, targets fc1 and fc2) at 2x, 3x, 4x and 8x
+compression of the targets' parameters. Every method gets the same parameter allowance:
+svd/afm/fwsvd/welore through ``budget=1/ratio``, uniform SVD and cospadi through per-layer
+ranks/atoms chosen to fit it. Reports test accuracy and test cross-entropy. One thread.
+
+    OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py [--seeds 3] [--out FILE.json]
+"""
+
+import argparse
+import json
+import math
+import time
+
+import torch
+
+from lowrank.nn import compress
+from lowrank.nn.zoo import digits_classifier
+
+TARGETS = ["fc1", "fc2"]
+RATIOS = (2, 3, 4, 8)
+
+
+def _dense(layer):
+    return layer.in_features * layer.out_features + layer.out_features
+
+
+def uniform_ranks(model, ratio):
+    """Per layer the largest SVD rank keeping at most 1/ratio of the layer's parameters."""
+    ranks = {}
+    for name in TARGETS:
+        m = model.get_submodule(name)
+        ranks[name] = max(1, (_dense(m) // ratio - m.out_features) // (m.in_features + m.out_features + 1))
+    return ranks
+
+
+def cospadi_atoms(model, ratio, density=0.5):
+    """Per layer the most atoms k whose DictLinear (k*in + ceil(density k)*out + out) fits 1/ratio."""
+    atoms = {}
+    for name in TARGETS:
+        m = model.get_submodule(name)
+        k = 1
+        while (k + 1) * m.in_features + math.ceil(density * (k + 1)) * m.out_features + m.out_features \
+                <= _dense(m) / ratio:
+            k += 1
+        atoms[name] = k
+    return atoms
+
+
+def scores(model, test):
+    x, y = test
+    with torch.no_grad():
+        out = model(x)
+    return float((out.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(out, y))
+
+
+def run(seeds):
+    rows = []
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        task = digits_classifier(seed=seed)
+        model, train, test = task.model.eval(), task.train, task.test
+        train_s = time.perf_counter() - t0
+        acc, loss = scores(model, test)
+        rows.append(dict(seed=seed, ratio=1, method="dense", accuracy=acc, loss=loss, params=sum(
+            _dense(model.get_submodule(n)) for n in TARGETS), seconds=train_s))
+        for ratio in RATIOS:
+            calls = {
+                "svd": lambda: compress(model, "svd", budget=1 / ratio, targets=TARGETS),
+                "svd_uniform": lambda: compress(model, "svd", rank=uniform_ranks(model, ratio), targets=TARGETS),
+                "afm": lambda: compress(model, "afm", (train[0],), budget=1 / ratio, targets=TARGETS),
+                "fwsvd": lambda: compress(model, "fwsvd", train, budget=1 / ratio, targets=TARGETS, batch_size=64),
+                "welore": lambda: compress(model, "welore", budget=1 / ratio, targets=TARGETS),
+                "cospadi": lambda: compress(model, "cospadi", (train[0],), rank=cospadi_atoms(model, ratio),
+                                            targets=TARGETS, n_iter=10),
+            }
+            for method, call in calls.items():
+                t0 = time.perf_counter()
+                small, report = call()
+                seconds = time.perf_counter() - t0
+                acc, loss = scores(small.eval(), test)
+                rows.append(dict(seed=seed, ratio=ratio, method=method, accuracy=acc, loss=loss,
+                                 params=sum(r.params_after for r in report.layers), seconds=seconds,
+                                 ranks=[r.rank for r in report.layers]))
+                print(f"seed {seed} {ratio}x {method:<12} acc {acc:.4f} loss {loss:.4f} "
+                      f"params {rows[-1]['params']} ranks {rows[-1]['ranks']} {seconds:.2f}s", flush=True)
+    return rows
+
+
+def table(rows):
+    import statistics
+
+    lines = [f"{'ratio':>5} {'method':<12} {'params':>7} {'accuracy':>9} {'loss':>7} {'seconds':>8}"]
+    keys = sorted({(r["ratio"], r["method"]) for r in rows}, key=lambda k: (k[0], k[1]))
+    for ratio, method in keys:
+        sel = [r for r in rows if r["ratio"] == ratio and r["method"] == method]
+        lines.append(f"{ratio:>5} {method:<12} {statistics.mean(r['params'] for r in sel):7.0f} "
+                     f"{statistics.mean(r['accuracy'] for r in sel):9.4f} {statistics.mean(r['loss'] for r in sel):7.4f} "
+                     f"{statistics.mean(r['seconds'] for r in sel):8.2f}")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = run(args.seeds)
+    print(table(rows))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"rows": rows, "torch": torch.__version__}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
