@@ -126,7 +126,8 @@ class CPTensorProduct(nn.Module):
             raise ValueError("`weights` must be finite")
         with torch.no_grad():
             reference.weight.copy_(weights)
-        self.irreps_in1, self.irreps_in2, self.irreps_out = reference.irreps_in1, reference.irreps_in2, reference.irreps_out
+        self.irreps_in1, self.irreps_in2 = reference.irreps_in1, reference.irreps_in2
+        self.irreps_out = reference.irreps_out
         d1, d2 = self.irreps_in1.dim, self.irreps_in2.dim
         L = max(ir.l for _, ir in list(self.irreps_in1) + list(self.irreps_in2))
         exact = d1 * d2
