@@ -9,8 +9,9 @@ always trains, the same seeded batch order for every method; digits 60 epochs ov
 (240 steps), shapes 30 epochs over 200 images (210 steps). IncreLoRA starts at rank 1 (+1 reserved
 term), warm-up 20% of the steps, then one module gains one rank every ``interval`` steps so that the
 budget (average active rank 4) is reached by ~70% of training; orthogonality penalty 0.1.
-Baselines: LoRA r4 (the same active rank) and LoRA r5 (the same number of held terms as IncreLoRA's
-4 active + 1 reserved). Prints test accuracy (mean and std of the seeds), trainable parameters at
+Baselines: LoRA r4 (the same active rank), LoRA r5 (the same number of held terms as IncreLoRA's
+4 active + 1 reserved) and "svdform r4": IncreLoRA's own B diag(E) A layer at a fixed rank 4 (+1
+reserved) with the same orthogonality penalty and no allocator (separates the form from the allocation). Prints test accuracy (mean and std of the seeds), trainable parameters at
 the end, and IncreLoRA's final rank per module.
 """
 
@@ -42,6 +43,8 @@ def train(task_name, method, seed, lr=1e-2):
     model, (X, y), test, metric = task
     if method == "increlora":
         adapter = adapt(model, "increlora", targets=targets, rank=1, rng=seed)
+    elif method == "svdform":  # IncreLoRA's B diag(E) A form at a fixed rank TARGET (+1 reserved), no allocator
+        adapter = adapt(model, "increlora", targets=targets, rank=TARGET, rng=seed)
     else:
         adapter = adapt(model, "lora", targets=targets, rank=int(method[-1]), rng=seed)
     head = model.get_submodule(task.info["head"])
@@ -66,13 +69,19 @@ def train(task_name, method, seed, lr=1e-2):
             loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
             if allocator is not None:
                 loss = loss + allocator.regularization()
+            elif method == "svdform":
+                methods = list(adapter.methods().values())
+                loss = loss + 0.1 * sum(m.orthogonal_penalty() for m in methods) / len(methods)
             loss.backward()
             opt.step()
             if allocator is not None:
                 allocator.step(model)
     model.eval()
     trainable = sum(p.numel() for p in adapter.trainable_parameters())
-    ranks = allocator.ranks() if allocator is not None else {t: int(method[-1]) for t in targets}
+    if method in ("increlora", "svdform"):
+        ranks = {p: m.active_rank for p, m in adapter.methods().items()}
+    else:
+        ranks = {t: int(method[-1]) for t in targets}
     return metric(model, test), trainable, ranks
 
 
@@ -81,6 +90,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", nargs="+", default=["digits", "shapes"])
     parser.add_argument("--plot", default=None, help="save a bar plot of IncreLoRA's final ranks here")
+    parser.add_argument("--methods", nargs="+", default=["lora r4", "lora r5", "svdform r4", "increlora"])
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     all_ranks = {}
@@ -88,11 +98,12 @@ def main(argv=None):
         print(f"\n## {task_name}: test accuracy, mean +- std of {args.seeds} seeds")
         print("| method | accuracy | trainable | final ranks (per module) | time/run s |")
         print("|---|---|---|---|---|")
-        for method in ("lora r4", "lora r5", "increlora"):
+        for method in args.methods:
             accs, ranks_seen = [], []
             start = time.perf_counter()
             for seed in range(args.seeds):
-                acc, trainable, ranks = train(task_name, method.replace(" r", "r"), seed)
+                acc, trainable, ranks = train(task_name, method.split(" ")[0] if not method.startswith("lora")
+                                              else method.replace(" r", "r"), seed)
                 accs.append(acc)
                 ranks_seen.append(ranks)
             per_run = (time.perf_counter() - start) / args.seeds
