@@ -7,6 +7,7 @@ svd/afm/fwsvd/welore through ``budget=1/ratio``, uniform SVD and cospadi through
 ranks/atoms chosen to fit it. Reports test accuracy and test cross-entropy. One thread.
 
     OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py [--seeds 3] [--out FILE.json]
+    OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py --finetune   # LRC-only vs full
 """
 
 import argparse
@@ -89,6 +90,26 @@ def run(seeds):
     return rows
 
 
+def finetune(seeds, ratio=8, epochs=2):
+    """WeLore at ``ratio``: LRC-only fine-tuning (trainable="lrc") vs fine-tuning every parameter."""
+    from lowrank.nn.zoo import fit_classifier
+
+    rows = []
+    for seed in range(seeds):
+        task = digits_classifier(seed=seed)
+        for trainable in ("lrc", "all"):
+            small, _ = compress(task.model, "welore", budget=1 / ratio, targets=TARGETS, trainable=trainable)
+            before = scores(small.eval(), task.test)
+            n_train = sum(p.numel() for p in small.parameters() if p.requires_grad)
+            fit_classifier(small, task.train, epochs=epochs, lr=1e-3, rng=seed)
+            acc, loss = scores(small.eval(), task.test)
+            rows.append(dict(seed=seed, trainable=trainable, trainable_params=n_train, accuracy_before=before[0],
+                             accuracy=acc, loss=loss))
+            print(f"seed {seed} welore {ratio}x trainable={trainable}: {n_train} trainable, accuracy "
+                  f"{before[0]:.4f} -> {acc:.4f} (loss {loss:.4f}) after {epochs} epochs", flush=True)
+    return rows
+
+
 def table(rows):
     import statistics
 
@@ -106,8 +127,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--finetune", action="store_true", help="only WeLore's LRC-only vs full fine-tuning")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.finetune:
+        finetune(args.seeds)
+        return
     rows = run(args.seeds)
     print(table(rows))
     if args.out:
