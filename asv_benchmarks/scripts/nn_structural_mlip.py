@@ -1,6 +1,6 @@
 """A small equivariant message-passing potential on ASE-EMT copper clusters: exact (e3nn) vs CP tensor product.
 
-Run: ``OMP_NUM_THREADS=1 python examples/structural_mlip.py [--seeds 1] [--steps 300]``. Prints the test
+Run: ``OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_structural_mlip.py [--seeds 1] [--steps 300]``. Prints the test
 energy/force MAE of both models (same architecture, data, seed, steps) and the tensor-product op time.
 """
 

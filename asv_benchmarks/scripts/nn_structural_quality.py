@@ -1,6 +1,6 @@
 """Quality tables of lowrank.nn's structural compressors (Sub-MoE, FuseGPT) on the zoo, baselines in the same run.
 
-Run: ``OMP_NUM_THREADS=1 python examples/structural_quality.py [moe] [fuse] [--seeds 3]``; prints markdown rows.
+Run: ``OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_structural_quality.py [moe] [fuse] [--seeds 3]``; prints markdown rows.
 """
 
 import copy
