@@ -32,6 +32,7 @@ __getattr__, __dir__, __all__ = attach(
         "SpectralLinear": "training",
         "TrainedRankPruning": "training",
         "OrderedLowRankLinear": "training",
+        "OrderedLowRankConv": "training",
         "merge_experts": "structural.experts",
         "ExpertMerge": "structural.experts",
         "fuse_blocks": "structural.fusion",

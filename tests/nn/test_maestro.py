@@ -6,7 +6,7 @@ from scipy.linalg import subspace_angles
 
 torch = pytest.importorskip("torch")
 
-from lowrank.nn import OrderedLowRankLinear  # noqa: E402
+from lowrank.nn import OrderedLowRankConv, OrderedLowRankLinear  # noqa: E402
 
 
 def test_truncate_of_trained_equals_prefix_trained_alone():
@@ -84,3 +84,20 @@ def test_bad_input():
         OrderedLowRankLinear(4, 3, p_min=1.0)
     with pytest.raises(ValueError, match="rank"):
         OrderedLowRankLinear(4, 3, 2).truncate(3)
+
+
+def test_conv_version_prefixes_equal_dense_conv():
+    conv = OrderedLowRankConv(3, 8, 3, rank=6, padding=1, stride=2, seed=4).double().eval()
+    with torch.no_grad():
+        conv.bias.normal_()
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    for k in (1, 3, 6):
+        small = conv.truncate(k).eval()
+        dense = torch.nn.functional.conv2d(x, small.weight(), conv.bias, stride=2, padding=1)
+        assert torch.allclose(small(x), dense, atol=1e-10) and torch.allclose(conv(x, rank=k), dense, atol=1e-10)
+        assert torch.equal(small.down, conv.down[:k])
+    energy = (conv.up.pow(2).flatten(2).sum((0, 2)) + conv.down.pow(2).flatten(1).sum(1)).detach()
+    expected = sum(float(energy[i:].sum()) ** 0.5 for i in range(6))
+    assert abs(conv.group_lasso().detach().item() - expected) < 1e-10
+    conv.train()
+    assert {conv.sample_rank() for _ in range(100)} == set(range(1, 7))

@@ -14,5 +14,6 @@ __getattr__, __dir__, __all__ = attach(
         "SpectralLinear": "spectral",
         "TrainedRankPruning": "trp",
         "OrderedLowRankLinear": "maestro",
+        "OrderedLowRankConv": "maestro",
     },
 )
