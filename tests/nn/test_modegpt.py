@@ -123,3 +123,11 @@ def test_bad_options():
         compress(model, "modegpt", X, budget=0.5, tau=1)
     with pytest.raises(ValueError, match="calibration"):
         compress(model, "modegpt", None, budget=0.5)
+
+
+def test_explicit_targets_with_a_fixed_rank():
+    # the core bounds ranks of plain layers itself; a whole module's bound comes from its compressor
+    model, X = _block(3)
+    small, report = compress(model, "modegpt", X, rank=4, targets=["0.mlp", "1.mlp"])
+    assert [layer.rank for layer in report.layers] == [4, 4]
+    assert small.get_submodule("0.mlp") is not model.get_submodule("0.mlp")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lowrank._utils.optional import import_optional
 from lowrank._utils.validation import check_choice, check_float, check_int
 from lowrank.nn._targets import replace_module, select_modules
-from lowrank.nn.compression._ranks import output_dim
+from lowrank.nn.compression._ranks import _CONV, output_dim
 from lowrank.nn.compression._registry import get_compressor
 from lowrank.nn.compression._report import CompressionReport, LayerReport
 from lowrank.nn.compression._statistics import (check_calibration, check_finite_parameters,
@@ -43,6 +43,10 @@ class CompressionOptions:
     inplace: bool
     verbose: bool
 
+
+
+# layers whose rank the core can bound itself; other targets (whole modules) are bounded by their compressor
+_LAYERS = (nn.Linear, nn.Embedding, nn.EmbeddingBag, *_CONV)
 
 def compress(model, method, calibration=None, *, rank=None, energy=None, budget=None, budget_metric="params",
              targets=None, batch_size=4096, max_batches=None, inplace=False, verbose=False, **options):
@@ -174,6 +178,8 @@ def _check_rank(rank, names, modules, explicit):
         rank = check_int(rank, "rank", low=1)
         checks = [(name, rank) for name in names] if explicit else []
     for name, k in checks:
+        if not isinstance(modules[name], _LAYERS):
+            continue  # a structural target (a whole MLP or attention module): its compressor bounds the rank
         width = output_dim(modules[name])
         if k > width:
             raise ValueError(f"`rank`={k} is larger than the output width {width} of layer {name!r}")
