@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lowrank.datasets import procedural_shapes
-from lowrank.nn import (LowRankConv, LowRankLinear, OrderedLowRankLinear, SparsePlusLowRankLinear, SpectralLinear,
+from lowrank.nn import (LowRankLinear, OrderedLowRankLinear, SparsePlusLowRankLinear, SpectralLinear,
                         TrainedRankPruning)
 from lowrank.nn.optim import ProjectedAdam
 from lowrank.nn.zoo import teacher_regression

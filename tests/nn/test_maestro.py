@@ -27,7 +27,8 @@ def test_truncate_of_trained_equals_prefix_trained_alone():
     assert torch.allclose(trained.U, alone.U, atol=1e-12) and torch.allclose(trained.V, alone.V, atol=1e-12)
     # any prefix is a valid model and prefixes are nested
     for k in (1, 3, 4):
-        assert torch.allclose(full.truncate(k).U, full.U[:, :k]) and torch.allclose(full.truncate(k).eval()(X), full(X, rank=k))
+        assert torch.allclose(full.truncate(k).U, full.U[:, :k])
+        assert torch.allclose(full.truncate(k).eval()(X), full(X, rank=k))
 
 
 def test_ordered_dropout_recovers_svd_of_linear_map():

@@ -83,7 +83,10 @@ class OrderedLowRankLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
     def group_lasso(self):
-        """Hierarchical group lasso ``sum_i sqrt(sum_{j >= i} ||u_j||^2 + ||v_j||^2)`` (add ``lam *`` it to the loss)."""
+        """Hierarchical group lasso ``sum_i sqrt(sum_{j >= i} ||u_j||^2 + ||v_j||^2)``.
+
+        Add ``lam`` times it to the loss.
+        """
         energy = self.U.pow(2).sum(0) + self.V.pow(2).sum(1)
         tails = energy.flip(0).cumsum(0).flip(0)
         return tails.clamp_min(1e-30).sqrt().sum()
