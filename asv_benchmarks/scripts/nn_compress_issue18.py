@@ -8,6 +8,8 @@ ranks/atoms chosen to fit it. Reports test accuracy and test cross-entropy. One 
 
     OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py [--seeds 3] [--out FILE.json]
     OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py --finetune   # LRC-only vs full
+    OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py --model conv  # the shapes ConvNet
+      (conv1-3 and fc; no cospadi: it handles Linear layers only)
 """
 
 import argparse
@@ -21,20 +23,36 @@ from lowrank.nn import compress
 from lowrank.nn.zoo import digits_classifier
 
 TARGETS = ["fc1", "fc2"]
+CONV_TARGETS = ["conv1", "conv2", "conv3", "fc"]
 RATIOS = (2, 3, 4, 8)
 
 
 def _dense(layer):
-    return layer.in_features * layer.out_features + layer.out_features
+    return sum(p.numel() for p in layer.parameters())
 
 
-def uniform_ranks(model, ratio):
+def uniform_ranks(model, ratio, targets=TARGETS):
     """Per layer the largest SVD rank keeping at most 1/ratio of the layer's parameters."""
+    from lowrank.nn.compression._ranks import rank_cost
+
     ranks = {}
-    for name in TARGETS:
-        m = model.get_submodule(name)
-        ranks[name] = max(1, (_dense(m) // ratio - m.out_features) // (m.in_features + m.out_features + 1))
+    for name in targets:
+        unit, fixed, dense = rank_cost(model.get_submodule(name), "params")
+        ranks[name] = max(1, int((dense / ratio - fixed) // unit))
     return ranks
+
+
+def load_conv(seed):
+    """The zoo ConvNet of shapes_transfer with its pretrained shape head; calibration: the 200
+    transfer-split images with their shape labels; test: the 1000 source test images."""
+    from lowrank.nn.zoo import shapes_transfer
+    from lowrank.nn.zoo.shapes import FACTOR_NAMES
+
+    task = shapes_transfer(seed)
+    model = task.model
+    model.head = task.info["source_head"]
+    labels = task.info["train_factors"][:, FACTOR_NAMES.index("shape")].long()
+    return model.eval(), (task.train[0], labels), task.info["source_test"]
 
 
 def cospadi_atoms(model, ratio, density=0.5):
@@ -57,26 +75,32 @@ def scores(model, test):
     return float((out.argmax(1) == y).float().mean()), float(torch.nn.functional.cross_entropy(out, y))
 
 
-def run(seeds):
+def run(seeds, model_name="mlp"):
     rows = []
+    targets = TARGETS if model_name == "mlp" else CONV_TARGETS
     for seed in range(seeds):
         t0 = time.perf_counter()
-        task = digits_classifier(seed=seed)
-        model, train, test = task.model.eval(), task.train, task.test
+        if model_name == "mlp":
+            task = digits_classifier(seed=seed)
+            model, train, test = task.model.eval(), task.train, task.test
+        else:
+            model, train, test = load_conv(seed)
         train_s = time.perf_counter() - t0
         acc, loss = scores(model, test)
         rows.append(dict(seed=seed, ratio=1, method="dense", accuracy=acc, loss=loss, params=sum(
-            _dense(model.get_submodule(n)) for n in TARGETS), seconds=train_s))
+            _dense(model.get_submodule(n)) for n in targets), seconds=train_s))
         for ratio in RATIOS:
             calls = {
-                "svd": lambda: compress(model, "svd", budget=1 / ratio, targets=TARGETS),
-                "svd_uniform": lambda: compress(model, "svd", rank=uniform_ranks(model, ratio), targets=TARGETS),
-                "afm": lambda: compress(model, "afm", (train[0],), budget=1 / ratio, targets=TARGETS),
-                "fwsvd": lambda: compress(model, "fwsvd", train, budget=1 / ratio, targets=TARGETS, batch_size=64),
-                "welore": lambda: compress(model, "welore", budget=1 / ratio, targets=TARGETS),
-                "cospadi": lambda: compress(model, "cospadi", (train[0],), rank=cospadi_atoms(model, ratio),
-                                            targets=TARGETS, n_iter=10),
+                "svd": lambda: compress(model, "svd", budget=1 / ratio, targets=targets),
+                "svd_uniform": lambda: compress(model, "svd", rank=uniform_ranks(model, ratio, targets),
+                                                targets=targets),
+                "afm": lambda: compress(model, "afm", (train[0],), budget=1 / ratio, targets=targets),
+                "fwsvd": lambda: compress(model, "fwsvd", train, budget=1 / ratio, targets=targets, batch_size=64),
+                "welore": lambda: compress(model, "welore", budget=1 / ratio, targets=targets),
             }
+            if model_name == "mlp":   # CoSpaDi handles Linear layers only
+                calls["cospadi"] = lambda: compress(model, "cospadi", (train[0],), rank=cospadi_atoms(model, ratio),
+                                                    targets=targets, n_iter=10)
             for method, call in calls.items():
                 t0 = time.perf_counter()
                 small, report = call()
@@ -127,13 +151,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--model", choices=["mlp", "conv"], default="mlp")
     parser.add_argument("--finetune", action="store_true", help="only WeLore's LRC-only vs full fine-tuning")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.finetune:
         finetune(args.seeds)
         return
-    rows = run(args.seeds)
+    rows = run(args.seeds, args.model)
     print(table(rows))
     if args.out:
         with open(args.out, "w") as f:
