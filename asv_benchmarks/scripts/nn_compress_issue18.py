@@ -10,6 +10,7 @@ ranks/atoms chosen to fit it. Reports test accuracy and test cross-entropy. One 
     OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py --finetune   # LRC-only vs full
     OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py --model conv  # the shapes ConvNet
       (conv1-3 and fc; no cospadi: it handles Linear layers only)
+    OMP_NUM_THREADS=1 python asv_benchmarks/scripts/nn_compress_issue18.py --model ctr   # MLPCTR: AUC / logloss
 """
 
 import argparse
@@ -24,6 +25,7 @@ from lowrank.nn.zoo import digits_classifier
 
 TARGETS = ["fc1", "fc2"]
 CONV_TARGETS = ["conv1", "conv2", "conv3", "fc"]
+CTR_TARGETS = ["mlp.0", "mlp.2", "mlp.4"]
 RATIOS = (2, 3, 4, 8)
 
 
@@ -55,10 +57,10 @@ def load_conv(seed):
     return model.eval(), (task.train[0], labels), task.info["source_test"]
 
 
-def cospadi_atoms(model, ratio, density=0.5):
+def cospadi_atoms(model, ratio, density=0.5, targets=TARGETS):
     """Per layer the most atoms k whose DictLinear (k*in + ceil(density k)*out + out) fits 1/ratio."""
     atoms = {}
-    for name in TARGETS:
+    for name in targets:
         m = model.get_submodule(name)
         k = 1
         while (k + 1) * m.in_features + math.ceil(density * (k + 1)) * m.out_features + m.out_features \
@@ -68,7 +70,32 @@ def cospadi_atoms(model, ratio, density=0.5):
     return atoms
 
 
+def load_ctr(seed):
+    """MLPCTR trained 3 epochs on synthetic_ctr (30,000 rows, 26 fields of 300 ids); calibration:
+    8,192 training rows; test: 15% of the rows."""
+    from lowrank.ctr import CTRTrainer, MLPCTR
+    from lowrank.datasets import synthetic_ctr
+
+    data = synthetic_ctr(30_000, n_categorical=26, cardinality=300, rng=seed)
+    train, valid, test = data.split((0.8, 0.05, 0.15), rng=seed)
+    torch.manual_seed(seed)
+    model = MLPCTR(data.cardinalities, embedding_dim=16, hidden=(256, 128, 64))
+    CTRTrainer(max_epochs=3, lr=3e-3, batch_size=2048, random_state=seed).fit(model, train, valid)
+    calib = (torch.as_tensor(train.dense[:8192], dtype=torch.float32), torch.as_tensor(train.categorical[:8192]),
+             torch.as_tensor(train.labels[:8192], dtype=torch.float32))
+    return model.eval(), calib, test
+
+
+def _bce(logits, y):
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, y)
+
+
 def scores(model, test):
+    if not isinstance(test, tuple):   # CTRData: (AUC, logloss)
+        from lowrank.ctr import evaluate_ctr
+
+        out = evaluate_ctr(model.eval(), test)
+        return out["auc"], out["logloss"]
     x, y = test
     with torch.no_grad():
         out = model(x)
@@ -77,14 +104,18 @@ def scores(model, test):
 
 def run(seeds, model_name="mlp"):
     rows = []
-    targets = TARGETS if model_name == "mlp" else CONV_TARGETS
+    targets = {"mlp": TARGETS, "conv": CONV_TARGETS, "ctr": CTR_TARGETS}[model_name]
     for seed in range(seeds):
         t0 = time.perf_counter()
         if model_name == "mlp":
             task = digits_classifier(seed=seed)
             model, train, test = task.model.eval(), task.train, task.test
-        else:
+        elif model_name == "conv":
             model, train, test = load_conv(seed)
+        else:
+            model, train, test = load_ctr(seed)
+        inputs = train[:-1]   # calibration without the labels (afm, cospadi)
+        extra = dict(loss_fn=_bce) if model_name == "ctr" else {}
         train_s = time.perf_counter() - t0
         acc, loss = scores(model, test)
         rows.append(dict(seed=seed, ratio=1, method="dense", accuracy=acc, loss=loss, params=sum(
@@ -94,12 +125,14 @@ def run(seeds, model_name="mlp"):
                 "svd": lambda: compress(model, "svd", budget=1 / ratio, targets=targets),
                 "svd_uniform": lambda: compress(model, "svd", rank=uniform_ranks(model, ratio, targets),
                                                 targets=targets),
-                "afm": lambda: compress(model, "afm", (train[0],), budget=1 / ratio, targets=targets),
-                "fwsvd": lambda: compress(model, "fwsvd", train, budget=1 / ratio, targets=targets, batch_size=64),
+                "afm": lambda: compress(model, "afm", inputs, budget=1 / ratio, targets=targets),
+                "fwsvd": lambda: compress(model, "fwsvd", train, budget=1 / ratio, targets=targets, batch_size=64,
+                                          **extra),
                 "welore": lambda: compress(model, "welore", budget=1 / ratio, targets=targets),
             }
-            if model_name == "mlp":   # CoSpaDi handles Linear layers only
-                calls["cospadi"] = lambda: compress(model, "cospadi", (train[0],), rank=cospadi_atoms(model, ratio),
+            if model_name != "conv":   # CoSpaDi handles Linear layers only
+                calls["cospadi"] = lambda: compress(model, "cospadi", inputs,
+                                                    rank=cospadi_atoms(model, ratio, targets=targets),
                                                     targets=targets, n_iter=10)
             for method, call in calls.items():
                 t0 = time.perf_counter()
@@ -151,7 +184,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    parser.add_argument("--model", choices=["mlp", "conv", "ctr"], default="mlp")
     parser.add_argument("--finetune", action="store_true", help="only WeLore's LRC-only vs full fine-tuning")
     args = parser.parse_args()
     torch.set_num_threads(1)
