@@ -25,11 +25,22 @@ def _hadamard_grams(grams, skip, xp):
 
 
 def _solve_sym(V, B, xp):
-    """Solve ``A V = B`` for ``A`` (V symmetric PSD), with a tiny ridge against exact singularity."""
+    """Solve ``A V = B`` for ``A`` (V symmetric PSD), with a tiny ridge against exact singularity.
+
+    The ridge is relative to the trace and never below a few float ulps of the working dtype: a
+    1e-12 ridge vanishes in float32, where a collapsed factor then made ``V`` exactly singular. A
+    Gram that is still singular falls back to the pseudo-inverse (the least-squares solution).
+    """
     R = V.shape[0]
-    ridge = 1e-12 * float(xp.sum(xp.linalg.diagonal(V)) if is_torch(V) else np.trace(V)) / R + 1e-300
+    single = not str(V.dtype).endswith("float64")  # numpy "float32", torch "torch.float32", bfloat16, ...
+    eps = float(np.finfo(np.float32 if single else np.float64).eps)
+    trace = float(xp.sum(xp.linalg.diagonal(V)) if is_torch(V) else np.trace(V))
+    ridge = max(1e-12, 10 * eps) * trace / R + 1e-300
     eye = xp.eye(R, dtype=V.dtype, device=V.device) if is_torch(V) else np.eye(R, dtype=V.dtype)
-    return xp.linalg.solve(V + ridge * eye, B.T).T
+    try:
+        return xp.linalg.solve(V + ridge * eye, B.T).T
+    except (np.linalg.LinAlgError, RuntimeError):  # torch raises its LinAlgError, a RuntimeError
+        return (xp.linalg.pinv(V + ridge * eye) @ B.T).T
 
 
 def _fit_error(X, factors, grams, norm_x2, xp, M=None):
