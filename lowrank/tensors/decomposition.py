@@ -340,18 +340,22 @@ def partial_tucker(
 # ----------------------------------------------------------------------------- CP
 
 
+def _iv_cp_init(init, X, rank):
+    """``"svd"`` / ``"random"``, or the factor list of a given CP start (its weights folded into the first factor)."""
+    if isinstance(init, str):
+        return check_choice(init, "init", ("svd", "random"))
+    factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
+    weights = getattr(init, "weights", None)
+    if weights is not None:
+        factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
+    return factors
+
+
 def _iv_cp(tensor, rank, init, n_restarts, compress, line_search, n_iter_max, tol, mask, rng):
     X, xp = as_tensor(tensor, "tensor", allow_nan=mask is not None)
     X, M = as_mask(mask, X, xp)
     rank = check_int(rank, "rank", low=1)
-    if isinstance(init, str):
-        check_choice(init, "init", ("svd", "random"))
-    else:
-        factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
-        weights = getattr(init, "weights", None)
-        if weights is not None:
-            factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
-        init = factors
+    init = _iv_cp_init(init, X, rank)
     n_restarts = check_int(n_restarts, "n_restarts", low=0)
     if not isinstance(compress, (bool, np.bool_)):
         raise TypeError(f"`compress` must be a bool, got {compress!r}")
@@ -822,14 +826,7 @@ def _iv_nn_cp(tensor, rank, init, n_iter_max, tol, nn_modes, fixed_modes, mask, 
     X, xp = as_tensor(tensor, "tensor", allow_nan=mask is not None)
     X, M = as_mask(mask, X, xp)
     rank = check_int(rank, "rank", low=1)
-    if isinstance(init, str):
-        check_choice(init, "init", ("svd", "random"))
-    else:
-        factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
-        weights = getattr(init, "weights", None)
-        if weights is not None:
-            factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
-        init = factors
+    init = _iv_cp_init(init, X, rank)
     n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
     tol = check_float(tol, "tol", low=0)
     nn_modes = _iv_modes_set(nn_modes, X.ndim, "nn_modes", default=range(X.ndim))
@@ -1096,14 +1093,7 @@ def randomized_cp(
     X, xp = as_tensor(tensor, "tensor")
     rank = check_int(rank, "rank", low=1)
     n_samples = check_int(n_samples, "n_samples", low=rank)
-    if isinstance(init, str):
-        check_choice(init, "init", ("svd", "random"))
-    else:
-        factors = _iv_factor_list(init, X, [rank] * X.ndim, "CPTensor")
-        weights = getattr(init, "weights", None)
-        if weights is not None:
-            factors[0] = factors[0] * _like(as_tensor(weights, "init weights", min_ndim=1)[0], X)[None, :]
-        init = factors
+    init = _iv_cp_init(init, X, rank)
     n_iter_max = check_int(n_iter_max, "n_iter_max", low=0)
     tol = check_float(tol, "tol", low=0)
     check_choice(sampling, "sampling", ("uniform", "leverage"))
