@@ -116,3 +116,74 @@ def test_bad_input():
         compress(model, "fwsvd", (x, y), rank=2, sides="left")
     with pytest.raises(ValueError, match="not finite"):
         compress(model, "fwsvd", (x, y), rank=2, loss_fn=lambda out, t: out.sum() * float("nan"))
+
+
+def _random_spd(n, rng):
+    M = rng.standard_normal((n, n + 3))
+    return M @ M.T / n
+
+
+def _sqrtm(M):
+    lam, Q = np.linalg.eigh(M)
+    return (Q * np.sqrt(lam)) @ Q.T
+
+
+def test_kronecker_error_never_above_plain_or_diagonal_and_identity_is_plain_svd():
+    from lowrank.nn.compression.fwsvd import kronecker_weighted_svd
+
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((14, 9))
+    A, G = _random_spd(9, rng), _random_spd(14, rng)
+    Ah, Gh = _sqrtm(A), _sqrtm(G)   # independent dense reference of the Kronecker-weighted norm
+
+    def kron_err(B):
+        return float(np.linalg.norm(Gh @ (W - B) @ Ah) ** 2)
+
+    U0, s0, Vh0 = np.linalg.svd(W, full_matrices=False)
+    gains = []
+    for k in range(1, 9):
+        U, s, Vh = kronecker_weighted_svd(W, A, G, k)
+        e_kr = kron_err(U * s @ Vh)
+        e_sv = kron_err(U0[:, :k] * s0[:k] @ Vh0[:k])
+        Ud, sd, Vhd = fisher_weighted_svd(W, np.diag(G), np.diag(A), k)   # the diagonal of A ⊗ G
+        e_dg = kron_err(Ud * sd @ Vhd)
+        assert e_kr <= e_sv * (1 + 1e-10) and e_kr <= e_dg * (1 + 1e-10)
+        # the optimum is the tail of the weighted matrix's spectrum (Eckart-Young)
+        tail = np.linalg.svd(Gh @ W @ Ah, compute_uv=False)[k:]
+        assert e_kr == pytest.approx(float((tail**2).sum()), rel=1e-9, abs=1e-12)
+        gains.append(min(e_sv, e_dg) - e_kr)
+        # identity factors: plain SVD
+        U, s, Vh = kronecker_weighted_svd(W, np.eye(9), np.eye(14), k)
+        np.testing.assert_allclose(U * s @ Vh, U0[:, :k] * s0[:k] @ Vh0[:k], atol=1e-10)
+    assert min(gains) > 0
+
+
+def test_kronecker_factors_from_the_calibration_pass():
+    model, x, y = _model_and_data(4)
+    F = empirical_fisher(model, {"0": model[0]}, (x, y), batch_size=64, kronecker=True)
+    A, G = (t.numpy() for t in F["0"])
+    # independent reference: inputs of the layer and per-batch output gradients by backward()
+    A_ref, G_ref = np.zeros((10, 10)), np.zeros((16, 16))
+    for start in range(0, x.shape[0], 64):
+        xb = x[start:start + 64]
+        h = model[0](xb)
+        h.retain_grad()
+        torch.nn.functional.cross_entropy(model[2](model[1](h)), y[start:start + 64]).backward()
+        A_ref += xb.double().numpy().T @ xb.double().numpy()
+        G_ref += h.grad.double().numpy().T @ h.grad.double().numpy()
+    model.zero_grad()
+    np.testing.assert_allclose(A, A_ref, rtol=1e-6)
+    np.testing.assert_allclose(G, G_ref, rtol=1e-5, atol=1e-12)
+    small, report = compress(model, "fwsvd", (x, y), rank=3, targets=["0"], batch_size=64, sides="kronecker")
+    W = model[0].weight.detach().double().numpy()
+    lam_a, lam_g = np.linalg.eigvalsh(A_ref), np.linalg.eigvalsh(G_ref)
+    assert lam_a.min() > 1e-6 * lam_a.max() and lam_g.min() > 1e-6 * lam_g.max()   # the floor does not act
+    Ah, Gh = _sqrtm(A_ref), _sqrtm(G_ref)
+    s = np.linalg.svd(Gh @ W @ Ah, compute_uv=False)
+    err = np.linalg.norm(Gh @ (W - _dense(small[0]).numpy()) @ Ah)
+    assert err == pytest.approx(np.sqrt((s[3:] ** 2).sum()), rel=1e-5)
+    assert report.layers[0].output_relative_error == pytest.approx(np.sqrt((s[3:] ** 2).sum() / (s**2).sum()),
+                                                                   rel=1e-5)
+    with pytest.raises(ValueError, match="Linear"):
+        compress(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3)), "fwsvd",
+                 (torch.randn(4, 3, 6, 6), torch.randn(4, 8, 4, 4)), rank=2, sides="kronecker")
