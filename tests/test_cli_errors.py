@@ -65,6 +65,7 @@ CASES = [
     (["train-prior", "--out", "w.npz", "--images", "missing.npz"], "argument --images"),
     (["ctr-compress", "missing.pt", "missing.npz", "--rank", "2"], "argument model"),
     (["ctr-compress", "m.pt", "c.npz"], "--budget"),
+    (["compress", "missing.pt", "--method", "svd", "--rank", "2"], "argument MODEL"),
     (["householder-demo", "--out", "hh", "--model", "vae", "--size", "medium"], "argument --size"),
     (["retrieval", "build", "--documents", "missing.txt", "--anchor-queries", "edges.txt", "--index", "i.npz"],
      "argument --documents"),
