@@ -15,6 +15,15 @@ weight is never formed).
 non-zeros per column (``density=0.5`` by default). Parameters counted: ``in * k`` (dictionary)
 + ``out * s`` (code values) + ``out`` (bias); the ``out * s`` atom indices are an integer buffer
 (``ceil(log2 k)`` bits each), not counted as parameters.
+
+Shared dictionaries (``share=[["q", "k", "v"], ...]`` or ``share="same_input_width"``): the
+layers of a group read the same input width; they are whitened by one factor ``L`` of their
+pooled input second moment (the count-weighted mean of their Grams: exact when they read the
+same input, as parallel projections do), their whitened weights are concatenated,
+``[L^T W_1^T, ..., L^T W_m^T] ~ D [C_1, ..., C_m]``, and every layer keeps its own codes ``C_l``
+while holding the same dictionary parameter ``L^-T D``, so the model counts it once (each layer's
+report entry still counts it, a conservative per-layer break-even). A group needs one rank for
+all its layers.
 """
 
 import dataclasses
@@ -54,6 +63,10 @@ class CoSpaDiOptions:
         inputs that do not span every direction).
     random_state : int, Generator or None
         Seeds the dictionary initialization.
+    share : None, "same_input_width" or tuple of tuples of str
+        Groups of layers that learn one dictionary together (see the module docstring):
+        None (a dictionary per layer), every group of targets with the same ``in_features``,
+        or explicit groups of target names.
     """
 
     density: float = 0.5
@@ -61,6 +74,7 @@ class CoSpaDiOptions:
     n_init: int = 1
     eps: float = 1e-6
     random_state: object = 0
+    share: object = None
 
 
 def ksvd(Y, n_atoms, n_nonzero, *, n_iter=30, n_init=1, tol=1e-12, rng=None):
@@ -197,6 +211,48 @@ def _collect_inputs(model, targets, calibration, options):
     return stats
 
 
+def _check_share(share):
+    if share is None or share == "same_input_width":
+        return share
+    if isinstance(share, str) or not isinstance(share, (list, tuple)):
+        raise TypeError("`share` must be None, 'same_input_width' or a list of lists of layer names, got "
+                        f"{share!r}")
+    groups, seen = [], set()
+    for group in share:
+        if isinstance(group, str) or not isinstance(group, (list, tuple)) or \
+                not all(isinstance(n, str) for n in group):
+            raise TypeError(f"`share`: every group must be a list of layer names, got {group!r}")
+        if len(set(group)) < 2:
+            raise ValueError(f"`share`: a group needs at least two distinct layers, got {list(group)}")
+        if seen & set(group):
+            raise ValueError(f"`share`: layer {sorted(seen & set(group))[0]!r} is in two groups")
+        seen |= set(group)
+        groups.append(tuple(dict.fromkeys(group)))
+    return tuple(groups)
+
+
+def _groups(share, targets):
+    """``name -> group`` (a tuple of target names) for the targets that share a dictionary."""
+    if share is None:
+        return {}
+    if share == "same_input_width":
+        by_width = {}
+        for name, m in targets.items():
+            by_width.setdefault(m.in_features, []).append(name)
+        share = [tuple(g) for g in by_width.values() if len(g) > 1]
+    out = {}
+    for group in share:
+        missing = [n for n in group if n not in targets]
+        if missing:
+            raise ValueError(f"`share`: {missing[0]!r} names no target layer (targets: {', '.join(targets)})")
+        widths = {targets[n].in_features for n in group}
+        if len(widths) > 1:
+            raise ValueError(f"`share`: the layers of group {list(group)} read different input widths "
+                             f"{sorted(widths)}; a shared dictionary needs one")
+        out.update({n: tuple(group) for n in group})
+    return out
+
+
 def whitening(gram, eps):
     """Lower Cholesky factor ``L`` of ``gram + eps * mean(diag) * I`` (float64 numpy)."""
     G = np.asarray(gram, dtype=np.float64)
@@ -208,7 +264,8 @@ class CoSpaDiCompressor(Compressor):
     """Calibration-whitened sparse dictionary factorization of each Linear (``rank`` = atoms).
 
     Options: ``density=0.5`` (``s = ceil(density * k)`` non-zeros per column), ``n_iter=30``,
-    ``n_init=1``, ``eps=1e-6``, ``random_state=0``. The report's ``output_relative_error`` is the relative
+    ``n_init=1``, ``eps=1e-6``, ``random_state=0``, ``share=None`` (groups sharing one
+    dictionary). The report's ``output_relative_error`` is the relative
     calibration output error ``||L^T (W - W_hat)^T||_F / ||L^T W^T||_F`` (bias excluded).
     With ``energy=`` or ``budget=`` the ranks are chosen from the whitened weight's singular
     values (an SVD proxy for the dictionary's error).
@@ -239,25 +296,44 @@ class CoSpaDiCompressor(Compressor):
             density=check_float(opts.density, "density", low=0.0, high=1.0, low_inclusive=False),
             n_iter=check_int(opts.n_iter, "n_iter", low=1), n_init=check_int(opts.n_init, "n_init", low=1),
             eps=check_float(opts.eps, "eps", low=0.0, low_inclusive=False),
-            random_state=opts.random_state)
+            random_state=opts.random_state, share=_check_share(opts.share))
 
     def collect(self, model, targets, calibration, options):
-        return _collect_inputs(model, targets, calibration, options)
+        stats = _collect_inputs(model, targets, calibration, options)
+        self._groups = _groups(self.options.share, targets)
+        self._shared, self._blocks = {}, {}
+        whiten = {}
+        for group in set(self._groups.values()):
+            # one whitening for the group, so that the un-whitened dictionary is one tensor
+            count = sum(stats[n].count for n in group)
+            pooled = sum(stats[n].count * stats[n].second_moment.cpu().to(torch.float64) for n in group) / count
+            whiten[group] = whitening(pooled.numpy(), self.options.eps)
+        self._whiten = {name: whiten[g] for name, g in self._groups.items()}
+        return stats
 
     def spectrum(self, name, module, statistics):
         W = module.weight.detach().to(device="cpu", dtype=torch.float64).numpy()
-        L = whitening(statistics.second_moment.cpu().numpy(), self.options.eps)
+        L = self._whiten.get(name)
+        if L is None:
+            L = whitening(statistics.second_moment.cpu().numpy(), self.options.eps)
         Y = L.T @ W.T
+        if name in self._groups:
+            self._blocks[name] = Y
         e = torch.from_numpy(np.linalg.svd(Y, compute_uv=False) ** 2)
-        return LayerSpectrum(energies=e, total=float(e.sum()), state=(L, Y))
+        return LayerSpectrum(energies=e, total=float(e.sum()), state=(L, Y, name))
 
     def build(self, module, spectrum, rank):
         from lowrank.nn.layers_dict import DictLinear
 
-        L, Y = spectrum.state
+        L, Y, name = spectrum.state
         s = max(1, math.ceil(self.options.density * rank))
-        D, C, _ = ksvd(Y, rank, s, n_iter=self.options.n_iter, n_init=self.options.n_init,
-                       rng=self.options.random_state)
+        group = self._groups.get(name)
+        if group is None:
+            D, C, _ = ksvd(Y, rank, s, n_iter=self.options.n_iter, n_init=self.options.n_init,
+                           rng=self.options.random_state)
+            shared = None
+        else:
+            D, C, shared = self._group_fit(group, name, rank, s, module)
         Du = np.linalg.solve(L.T, D)   # un-whiten: W_hat^T = L^-T D C
         order = np.argsort(C == 0, axis=0, kind="stable")[:s].T   # per output: its non-zero atoms first
         values = np.take_along_axis(C.T, order, axis=1)
@@ -268,8 +344,28 @@ class CoSpaDiCompressor(Compressor):
         kept = torch.full((rank,), max(spectrum.total - err2, 0.0) / rank, dtype=torch.float64)
         spectrum.energies = torch.cat([kept, torch.full((max(n - rank, 0),), err2 / max(n - rank, 1),
                                                          dtype=torch.float64)])
-        return DictLinear(torch.tensor(Du, **like), torch.from_numpy(order).to(module.weight.device),
-                          torch.tensor(values, **like), module.bias)
+        layer = DictLinear(torch.tensor(Du, **like), torch.from_numpy(order).to(module.weight.device),
+                           torch.tensor(values, **like), module.bias)
+        if shared is not None:
+            layer.dictionary = shared   # one Parameter object: counted once by the model
+        return layer
+
+    def _group_fit(self, group, name, rank, s, module):
+        """``(D, C_name, shared Parameter)`` of ``name``'s group, fitted once over the concatenated weights."""
+        if group not in self._shared:
+            blocks = [self._blocks[n] for n in group]
+            D, C, _ = ksvd(np.hstack(blocks), rank, s, n_iter=self.options.n_iter, n_init=self.options.n_init,
+                           rng=self.options.random_state)
+            offsets = np.cumsum([0] + [b.shape[1] for b in blocks])
+            codes = {n: C[:, offsets[i]:offsets[i + 1]] for i, n in enumerate(group)}
+            Du = np.linalg.solve(self._whiten[name].T, D)
+            param = nn.Parameter(torch.tensor(Du, dtype=module.weight.dtype, device=module.weight.device))
+            self._shared[group] = (rank, D, codes, param)
+        k, D, codes, param = self._shared[group]
+        if k != rank:
+            raise ValueError(f"`share`: the layers of group {list(group)} must have one rank (atoms), got {k} and "
+                             f"{rank}; pass one integer `rank`")
+        return D, codes[name], param
 
 
 register_compressor("cospadi", CoSpaDiCompressor)
