@@ -289,6 +289,11 @@ class CoSpaDiCompressor(Compressor):
     statistics = "custom"
     Options = CoSpaDiOptions
 
+    def __init__(self, options):
+        super().__init__(options)
+        # filled by collect(): share groups, their whitening, whitened blocks and fitted dictionaries
+        self._groups, self._whiten, self._blocks, self._shared = {}, {}, {}, {}
+
     @classmethod
     def make_options(cls, **options):
         opts = super().make_options(**options)
