@@ -181,7 +181,7 @@ def svd_flip(U, Vh):
     if is_torch(U):
         if U.is_complex() or not U.is_floating_point():
             raise TypeError(f"`U` and `Vh` must be real floating-point, got {U.dtype}")
-        if not (torch_isfinite(U) and torch_isfinite(Vh)):
+        if not (_torch_all_finite(U) and _torch_all_finite(Vh)):
             raise ValueError("`U` and `Vh` must be finite (no NaN or infinity)")
         import torch
 
@@ -201,7 +201,7 @@ def svd_flip(U, Vh):
     return U * signs, Vh * signs[:, None]
 
 
-def torch_isfinite(M):
+def _torch_all_finite(M):
     import torch
 
     return bool(torch.isfinite(M).all())

@@ -328,11 +328,9 @@ def test_bad_input(call, exc, match):
 def test_cp_als_float32_on_tiny_tensors_never_hits_a_singular_gram():
     # a 1e-12 ridge vanished in float32, and on some BLAS builds a collapsed factor made the normal
     # equations exactly singular (LinAlgError); the float32 fit must track the float64 one
-    from lowrank.tensors import cp_als as _cp_als
-
     for seed in range(10):
         X = np.random.default_rng(seed).standard_normal((5, 4, 3))
-        e64 = np.linalg.norm(_cp_als(X, 2, rng=0).to_tensor() - X) / np.linalg.norm(X)
-        D32 = _cp_als(X.astype(np.float32), 2, rng=0)
+        e64 = np.linalg.norm(cp_als(X, 2, rng=0).to_tensor() - X) / np.linalg.norm(X)
+        D32 = cp_als(X.astype(np.float32), 2, rng=0)
         e32 = np.linalg.norm(D32.to_tensor().astype(np.float64) - X) / np.linalg.norm(X)
         assert np.isfinite(e32) and e32 <= e64 + 0.05, (seed, e32, e64)
